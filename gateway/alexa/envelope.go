@@ -1,0 +1,281 @@
+// Package alexa adapts the Alexa Skills Kit to the neutral pipeline: it
+// decodes and validates the request envelope into a gateway.Turn, encodes a
+// gateway.Reply as an Alexa response within Alexa's limits, and serves a
+// request end to end (verification, skill selection, engine) independent of
+// any HTTP framework.
+package alexa
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/voicegw/voicegw/gateway"
+)
+
+// ErrEnvelope marks a body that is not a valid Alexa request envelope.
+var ErrEnvelope = errors.New("invalid Alexa envelope")
+
+type envelope struct {
+	Version string `json:"version"`
+	Session *struct {
+		New         bool           `json:"new"`
+		SessionID   string         `json:"sessionId"`
+		Application application    `json:"application"`
+		Attributes  map[string]any `json:"attributes"`
+		User        user           `json:"user"`
+	} `json:"session"`
+	Context *struct {
+		System struct {
+			Application    application `json:"application"`
+			User           user        `json:"user"`
+			APIEndpoint    string      `json:"apiEndpoint"`
+			APIAccessToken string      `json:"apiAccessToken"`
+		} `json:"System"`
+	} `json:"context"`
+	Request *request `json:"request"`
+}
+
+type application struct {
+	ApplicationID string `json:"applicationId"`
+}
+
+type user struct {
+	UserID      string `json:"userId"`
+	AccessToken string `json:"accessToken"`
+}
+
+type request struct {
+	Type        string          `json:"type"`
+	RequestID   string          `json:"requestId"`
+	Timestamp   json.RawMessage `json:"timestamp"`
+	Locale      string          `json:"locale"`
+	DialogState string          `json:"dialogState"`
+	Intent      *struct {
+		Name               string          `json:"name"`
+		ConfirmationStatus string          `json:"confirmationStatus"`
+		Slots              map[string]slot `json:"slots"`
+	} `json:"intent"`
+}
+
+type slot struct {
+	Name        string `json:"name"`
+	Value       string `json:"value"`
+	Resolutions *struct {
+		ResolutionsPerAuthority []struct {
+			Status struct {
+				Code string `json:"code"`
+			} `json:"status"`
+			Values []struct {
+				Value struct {
+					Name string `json:"name"`
+					ID   string `json:"id"`
+				} `json:"value"`
+			} `json:"values"`
+		} `json:"resolutionsPerAuthority"`
+	} `json:"resolutions"`
+}
+
+// maxDepth bounds JSON nesting; Alexa envelopes are a few levels deep.
+const maxDepth = 32
+
+// Decode validates body as an Alexa request envelope and returns the turn.
+// Errors wrap ErrEnvelope and say what is wrong, without echoing values.
+func Decode(body []byte) (*gateway.Turn, error) {
+	if !utf8.Valid(body) {
+		return nil, fmt.Errorf("%w: body is not UTF-8", ErrEnvelope)
+	}
+	if err := checkJSON(body); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrEnvelope, err)
+	}
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return nil, fmt.Errorf("%w: %s has the wrong type", ErrEnvelope, te.Field)
+		}
+		return nil, fmt.Errorf("%w: not JSON", ErrEnvelope)
+	}
+	return env.turn()
+}
+
+func (env *envelope) turn() (*gateway.Turn, error) {
+	bad := func(what string) error { return fmt.Errorf("%w: %s", ErrEnvelope, what) }
+	if env.Version == "" {
+		return nil, bad("version is missing")
+	}
+	req := env.Request
+	if req == nil {
+		return nil, bad("request is missing")
+	}
+	if req.Type == "" {
+		return nil, bad("request.type is missing")
+	}
+	if req.RequestID == "" {
+		return nil, bad("request.requestId is missing")
+	}
+	ts, err := parseTimestamp(req.Timestamp)
+	if err != nil {
+		return nil, bad("request.timestamp: " + err.Error())
+	}
+	t := &gateway.Turn{
+		Type:         req.Type,
+		RequestID:    req.RequestID,
+		Timestamp:    ts,
+		Locale:       req.Locale,
+		Confirmation: gateway.ConfirmNone,
+	}
+	var appID string
+	var u user
+	if env.Context != nil {
+		sys := env.Context.System
+		appID, u = sys.Application.ApplicationID, sys.User
+		t.APIEndpoint = sys.APIEndpoint
+		t.APIToken = gateway.Secret(sys.APIAccessToken)
+	}
+	if s := env.Session; s != nil {
+		if appID == "" {
+			appID = s.Application.ApplicationID
+		}
+		if u.UserID == "" {
+			u.UserID = s.User.UserID
+		}
+		if u.AccessToken == "" {
+			u.AccessToken = s.User.AccessToken
+		}
+		t.Session = s.Attributes
+		t.NewSession = s.New
+	}
+	if appID == "" {
+		return nil, bad("application id is missing")
+	}
+	if u.UserID == "" {
+		return nil, bad("user id is missing")
+	}
+	if !gateway.ValidUserID(u.UserID) {
+		return nil, bad("user id is malformed")
+	}
+	t.ApplicationID = appID
+	t.UserID = u.UserID
+	t.AccessToken = gateway.Secret(u.AccessToken)
+	switch req.Type {
+	case "LaunchRequest":
+		t.Kind = gateway.KindLaunch
+	case "SessionEndedRequest":
+		t.Kind = gateway.KindSessionEnded
+	case "IntentRequest":
+		t.Kind = gateway.KindIntent
+		if req.Intent == nil || req.Intent.Name == "" {
+			return nil, bad("request.intent.name is missing")
+		}
+		t.Intent = req.Intent.Name
+		if c := req.Intent.ConfirmationStatus; c != "" {
+			t.Confirmation = c
+		}
+		t.Slots = make(map[string]gateway.Slot, len(req.Intent.Slots))
+		for name, s := range req.Intent.Slots {
+			t.Slots[name] = s.neutral()
+		}
+	default:
+		t.Kind = gateway.KindOther
+	}
+	return t, nil
+}
+
+func (s slot) neutral() gateway.Slot {
+	out := gateway.Slot{Value: s.Value}
+	if s.Resolutions != nil && len(s.Resolutions.ResolutionsPerAuthority) > 0 {
+		first := s.Resolutions.ResolutionsPerAuthority[0]
+		if first.Status.Code == "ER_SUCCESS_MATCH" && len(first.Values) > 0 {
+			out.Resolved = first.Values[0].Value.Name
+			out.ID = first.Values[0].Value.ID
+		}
+	}
+	return out
+}
+
+// parseTimestamp accepts ISO 8601 strings, as Alexa sends them, and epoch
+// milliseconds, as some request types do.
+func parseTimestamp(raw json.RawMessage) (time.Time, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return time.Time{}, errors.New("missing")
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		ts, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			return time.Time{}, errors.New("not an ISO 8601 time")
+		}
+		return ts, nil
+	}
+	ms, err := strconv.ParseInt(string(raw), 10, 64)
+	if err != nil {
+		return time.Time{}, errors.New("not a time")
+	}
+	return time.UnixMilli(ms), nil
+}
+
+// checkJSON rejects what encoding/json would silently accept: nesting
+// deeper than maxDepth and duplicate object keys (which could make two
+// parsers disagree about what a request says).
+func checkJSON(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	type frame struct {
+		obj  bool
+		keys map[string]bool
+		key  bool // next string token is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			if errors.Is(err, io.EOF) && len(stack) == 0 {
+				return nil
+			}
+			return errors.New("not JSON")
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		isKey := top != nil && top.obj && top.key
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				if top != nil && top.obj {
+					top.key = true
+				}
+				if len(stack) >= maxDepth {
+					return errors.New("nested too deeply")
+				}
+				stack = append(stack, &frame{obj: v == '{', keys: map[string]bool{}, key: v == '{'})
+				continue
+			case '}', ']':
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].obj {
+					stack[len(stack)-1].key = true
+				}
+				continue
+			}
+		case string:
+			if isKey {
+				if top.keys[v] {
+					return errors.New("duplicate key")
+				}
+				top.keys[v] = true
+				top.key = false
+				continue
+			}
+		}
+		if top != nil && top.obj {
+			top.key = true
+		}
+	}
+}

@@ -1,0 +1,91 @@
+package alexa
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/voicegw/voicegw/gateway"
+)
+
+// Engine answers turns; see engine.Engine.
+type Engine interface {
+	// SkillFor picks the skill by URL name and application id.
+	SkillFor(name, applicationID string) (string, error)
+	// Turn answers a turn; it always returns a reply.
+	Turn(ctx context.Context, t *gateway.Turn) *gateway.Reply
+}
+
+// Verifier checks that a request comes from Alexa (SPEC 6).
+type Verifier interface {
+	// Signature checks the certificate chain and the signature of the raw
+	// body, before any JSON is parsed.
+	Signature(ctx context.Context, header http.Header, body []byte) error
+	// Timestamp checks request.timestamp against the gateway's clock.
+	Timestamp(ts time.Time) error
+}
+
+// Observer is told the outcome of every request, for metrics.
+type Observer interface {
+	Observe(skill string, status int, reason string, took time.Duration)
+}
+
+// Handler serves Alexa requests independent of the HTTP framework.
+type Handler struct {
+	Engine Engine
+	// Verifier is nil when alexa.verify is false.
+	Verifier Verifier
+	Logger   *slog.Logger
+	Observer Observer
+}
+
+// Serve answers one request for the named skill ("" to choose by
+// application id) and returns the HTTP status and body: 200 with an Alexa
+// response, 400 for a forged or malformed request, 404 for an unknown
+// skill.
+func (h *Handler) Serve(ctx context.Context, skill string, header http.Header, body []byte) (int, []byte) {
+	start := time.Now()
+	log := h.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	reject := func(status int, reason string, err error) (int, []byte) {
+		log.LogAttrs(ctx, slog.LevelWarn, "request rejected",
+			slog.Int("status", status), slog.String("reason", reason), slog.String("error", err.Error()))
+		if h.Observer != nil {
+			h.Observer.Observe(skill, status, reason, time.Since(start))
+		}
+		msg, _ := json.Marshal(map[string]string{"error": err.Error()})
+		return status, msg
+	}
+	if h.Verifier != nil {
+		if err := h.Verifier.Signature(ctx, header, body); err != nil {
+			return reject(http.StatusBadRequest, "signature", err)
+		}
+	}
+	turn, err := Decode(body)
+	if err != nil {
+		return reject(http.StatusBadRequest, "envelope", err)
+	}
+	if h.Verifier != nil {
+		if err := h.Verifier.Timestamp(turn.Timestamp); err != nil {
+			return reject(http.StatusBadRequest, "timestamp", err)
+		}
+	}
+	name, err := h.Engine.SkillFor(skill, turn.ApplicationID)
+	switch {
+	case errors.Is(err, gateway.ErrUnknownSkill):
+		return reject(http.StatusNotFound, "unknown skill", err)
+	case err != nil:
+		return reject(http.StatusBadRequest, "application id", err)
+	}
+	turn.Skill = name
+	reply := h.Engine.Turn(ctx, turn)
+	if h.Observer != nil {
+		h.Observer.Observe(name, http.StatusOK, "", time.Since(start))
+	}
+	return http.StatusOK, Encode(reply)
+}

@@ -1,0 +1,180 @@
+package alexa
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/voicegw/voicegw/gateway"
+)
+
+// Alexa's limits on a response.
+const (
+	// MaxSpeech is the most characters of outputSpeech text or SSML.
+	MaxSpeech = 8000
+	// MaxResponse is the most bytes of a whole response.
+	MaxResponse = 24000
+)
+
+type outSpeech struct {
+	Type string `json:"type"`
+	Text string `json:"text,omitempty"`
+	SSML string `json:"ssml,omitempty"`
+}
+
+type outCard struct {
+	Type    string `json:"type"`
+	Title   string `json:"title,omitempty"`
+	Content string `json:"content,omitempty"`
+}
+
+type outReprompt struct {
+	OutputSpeech *outSpeech `json:"outputSpeech"`
+}
+
+type outDirective struct {
+	Type         string `json:"type"`
+	SlotToElicit string `json:"slotToElicit,omitempty"`
+}
+
+type outBody struct {
+	OutputSpeech     *outSpeech     `json:"outputSpeech,omitempty"`
+	Card             *outCard       `json:"card,omitempty"`
+	Reprompt         *outReprompt   `json:"reprompt,omitempty"`
+	ShouldEndSession *bool          `json:"shouldEndSession,omitempty"`
+	Directives       []outDirective `json:"directives,omitempty"`
+}
+
+type outEnvelope struct {
+	Version           string         `json:"version"`
+	SessionAttributes map[string]any `json:"sessionAttributes,omitempty"`
+	Response          outBody        `json:"response"`
+}
+
+// Encode renders a reply as an Alexa response. Speech over MaxSpeech is cut
+// at a sentence (else word) boundary and, when the reply has no card, the
+// whole text goes to a Simple card; the card and then the session
+// attributes are shortened until the response fits in MaxResponse bytes.
+func Encode(r *gateway.Reply) []byte {
+	env := outEnvelope{Version: "1.0"}
+	if r.Empty {
+		b, _ := json.Marshal(env)
+		return b
+	}
+	env.SessionAttributes = r.Session
+	speech, full, cut := limitSpeech(r.Speech)
+	env.Response.OutputSpeech = speech
+	if r.Reprompt != nil && r.Reprompt.Text != "" {
+		rp, _, _ := limitSpeech(*r.Reprompt)
+		env.Response.Reprompt = &outReprompt{OutputSpeech: rp}
+	}
+	switch {
+	case r.Card != nil:
+		env.Response.Card = &outCard{Type: string(r.Card.Type), Title: r.Card.Title, Content: r.Card.Text}
+		if r.Card.Type == gateway.CardLinkAccount {
+			env.Response.Card.Title, env.Response.Card.Content = "", ""
+		}
+	case cut:
+		env.Response.Card = &outCard{Type: string(gateway.CardSimple), Title: "Full answer", Content: full}
+	}
+	end := r.EndSession
+	for _, d := range r.Directives {
+		env.Response.Directives = append(env.Response.Directives, outDirective{Type: d.Type, SlotToElicit: d.Slot})
+		end = false
+	}
+	env.Response.ShouldEndSession = &end
+	b, _ := json.Marshal(env)
+	for len(b) > MaxResponse {
+		c := env.Response.Card
+		switch {
+		case c != nil && c.Content != "":
+			over := len(b) - MaxResponse
+			keep := len(c.Content) - over - 64
+			if keep < 0 {
+				keep = 0
+			}
+			c.Content = cutText(c.Content, utf8.RuneCountInString(c.Content[:keep]))
+			if keep == 0 {
+				c.Content = ""
+			}
+		case env.SessionAttributes != nil:
+			env.SessionAttributes = nil
+		default:
+			// Speech and reprompt alone are within 2 x 8,000 characters of
+			// at most 4 bytes each, plus JSON escaping: drop the reprompt.
+			if env.Response.Reprompt == nil {
+				return b
+			}
+			env.Response.Reprompt = nil
+		}
+		b, _ = json.Marshal(env)
+	}
+	return b
+}
+
+// limitSpeech returns the Alexa speech, the full plain text, and whether
+// the speech was cut.
+func limitSpeech(s gateway.Speech) (*outSpeech, string, bool) {
+	if !s.SSML {
+		if utf8.RuneCountInString(s.Text) <= MaxSpeech {
+			return &outSpeech{Type: "PlainText", Text: s.Text}, s.Text, false
+		}
+		return &outSpeech{Type: "PlainText", Text: cutText(s.Text, MaxSpeech)}, s.Text, true
+	}
+	if utf8.RuneCountInString(s.Text) <= MaxSpeech {
+		return &outSpeech{Type: "SSML", SSML: s.Text}, s.Text, false
+	}
+	// Cutting SSML could split a tag: speak the plain text instead.
+	plain := stripSSML(s.Text)
+	if utf8.RuneCountInString(plain) <= MaxSpeech {
+		return &outSpeech{Type: "PlainText", Text: plain}, plain, true
+	}
+	return &outSpeech{Type: "PlainText", Text: cutText(plain, MaxSpeech)}, plain, true
+}
+
+var tagRe = regexp.MustCompile(`<[^>]*>`)
+
+var entityReplacer = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&quot;", `"`, "&apos;", "'", "&amp;", "&")
+
+func stripSSML(s string) string {
+	return strings.TrimSpace(entityReplacer.Replace(tagRe.ReplaceAllString(s, " ")))
+}
+
+// cutText cuts s to at most max characters, at the end of a sentence when
+// one ends in the second half, else at a word boundary.
+func cutText(s string, max int) string {
+	if utf8.RuneCountInString(s) <= max {
+		return s
+	}
+	// Byte offset of the max-th rune.
+	end := 0
+	for i := range s {
+		if max == 0 {
+			end = i
+			break
+		}
+		max--
+	}
+	head := s[:end]
+	if i := lastSentenceEnd(head); i > len(head)/2 {
+		return strings.TrimSpace(head[:i])
+	}
+	if i := strings.LastIndexAny(head, " \t\n"); i > 0 {
+		return strings.TrimSpace(head[:i])
+	}
+	return head
+}
+
+func lastSentenceEnd(s string) int {
+	best := -1
+	for _, p := range []string{". ", "! ", "? ", ".\n", "!\n", "?\n"} {
+		if i := strings.LastIndex(s, p); i >= 0 && i+1 > best {
+			best = i + 1
+		}
+	}
+	if n := len(s); n > 0 && strings.ContainsRune(".!?", rune(s[n-1])) {
+		return n
+	}
+	return best
+}

@@ -1,0 +1,167 @@
+// Package auth finds the credential a service call carries: nothing, the
+// Alexa-managed access token, a service secret or the user's linked token,
+// the last two read through a gateway.SecretStore with a per-path cache.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/voicegw/voicegw/gateway"
+	"github.com/voicegw/voicegw/gateway/config"
+)
+
+// Errors the engine turns into speech.
+var (
+	// ErrUnlinked: the user has no token for the service.
+	ErrUnlinked = errors.New("account not linked")
+	// ErrVault: the secret store could not be read and nothing usable is cached.
+	ErrVault = errors.New("secret store unavailable")
+)
+
+// Credential is what a call carries.
+type Credential struct {
+	// Token is the access token or the secret field's value.
+	Token gateway.Secret
+	// Fields are all fields of the secret (type secret).
+	Fields gateway.SecretData
+	// path and version identify the entry it came from.
+	path    string
+	version int
+}
+
+// Provider resolves credentials. A nil store behaves as a gateway without
+// Vault: linked services are unlinked and secret services unavailable.
+type Provider struct {
+	store gateway.SecretStore
+	ttl   time.Duration
+	now   func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cached
+	group singleflight.Group
+}
+
+type cached struct {
+	entry *gateway.Entry
+	at    time.Time
+}
+
+// New returns a provider over store with entries cached for ttl.
+func New(store gateway.SecretStore, ttl time.Duration) *Provider {
+	if ttl <= 0 {
+		ttl = config.DefaultCacheTTL
+	}
+	return &Provider{store: store, ttl: ttl, now: time.Now, cache: map[string]cached{}}
+}
+
+// Get returns the credential svc needs for the turn's user, or nil for
+// auth type none.
+func (p *Provider) Get(ctx context.Context, svc *config.Service, turn *gateway.Turn) (*Credential, error) {
+	switch svc.Auth.Type {
+	case config.AuthAlexa:
+		if turn.AccessToken == "" {
+			return nil, ErrUnlinked
+		}
+		return &Credential{Token: turn.AccessToken}, nil
+	case config.AuthSecret:
+		e, path, err := p.read(ctx, gateway.ServicePath(svc.Name))
+		if errors.Is(err, gateway.ErrNotFound) {
+			return nil, fmt.Errorf("%s: %w", path, ErrVault)
+		}
+		if err != nil {
+			return nil, err
+		}
+		tok, ok := e.Data[svc.Auth.Field]
+		if !ok || tok == "" {
+			return nil, fmt.Errorf("%s has no field %q: %w", path, svc.Auth.Field, ErrVault)
+		}
+		return &Credential{Token: tok, Fields: e.Data, path: path, version: e.Version}, nil
+	case config.AuthLinked:
+		if !gateway.ValidUserID(turn.UserID) {
+			return nil, ErrUnlinked
+		}
+		e, path, err := p.read(ctx, gateway.UserPath(turn.UserID, svc.Name))
+		if errors.Is(err, gateway.ErrNotFound) {
+			return nil, ErrUnlinked
+		}
+		if err != nil {
+			return nil, err
+		}
+		tok := e.Data["access_token"]
+		if tok == "" {
+			return nil, ErrUnlinked
+		}
+		return &Credential{Token: tok, Fields: e.Data, path: path, version: e.Version}, nil
+	}
+	return nil, nil
+}
+
+// Rejected is called when the upstream answered 401 or 403 with cred. It
+// drops the cached entry and re-reads it; it returns the new credential, or
+// nil when the store holds the same one (nothing to retry with).
+func (p *Provider) Rejected(ctx context.Context, svc *config.Service, turn *gateway.Turn, cred *Credential) (*Credential, error) {
+	if cred == nil || cred.path == "" {
+		return nil, nil
+	}
+	p.mu.Lock()
+	if c, ok := p.cache[cred.path]; ok && c.entry.Version == cred.version {
+		delete(p.cache, cred.path)
+	}
+	p.mu.Unlock()
+	fresh, err := p.Get(ctx, svc, turn)
+	if err != nil {
+		return nil, err
+	}
+	if fresh.Token == cred.Token {
+		return nil, nil
+	}
+	return fresh, nil
+}
+
+// read returns the entry at path from the cache or the store. Concurrent
+// misses share one read; a stale entry serves for up to 10 x ttl while the
+// store fails.
+func (p *Provider) read(ctx context.Context, path string) (*gateway.Entry, string, error) {
+	if p.store == nil {
+		if len(path) > 6 && path[:6] == "users/" {
+			return nil, path, gateway.ErrNotFound
+		}
+		return nil, path, fmt.Errorf("no vault configured: %w", ErrVault)
+	}
+	now := p.now()
+	p.mu.Lock()
+	c, ok := p.cache[path]
+	p.mu.Unlock()
+	if ok && now.Sub(c.at) < p.ttl {
+		return c.entry, path, nil
+	}
+	v, err, _ := p.group.Do(path, func() (any, error) {
+		e, err := p.store.Read(ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		p.mu.Lock()
+		p.cache[path] = cached{entry: e, at: p.now()}
+		p.mu.Unlock()
+		return e, nil
+	})
+	if err == nil {
+		return v.(*gateway.Entry), path, nil
+	}
+	if errors.Is(err, gateway.ErrNotFound) {
+		p.mu.Lock()
+		delete(p.cache, path)
+		p.mu.Unlock()
+		return nil, path, err
+	}
+	if ok && now.Sub(c.at) < 10*p.ttl {
+		return c.entry, path, nil
+	}
+	return nil, path, fmt.Errorf("read %s: %v: %w", path, err, ErrVault)
+}

@@ -1,0 +1,407 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Problem is one configuration error or warning with its position.
+type Problem struct {
+	File    string
+	Line    int
+	Col     int
+	Path    string
+	Msg     string
+	Warning bool
+}
+
+// Error formats the problem as FILE:LINE:COL: key.path: message, or
+// FILE:LINE:COL: warning: key.path: message.
+func (p *Problem) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s:%d:%d: ", p.File, p.Line, p.Col)
+	if p.Warning {
+		b.WriteString("warning: ")
+	}
+	if p.Path != "" {
+		b.WriteString(p.Path)
+		b.WriteString(": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
+
+// Problems is every error and warning found in one file, in file order.
+type Problems []*Problem
+
+// Errors returns the problems that are not warnings.
+func (ps Problems) Errors() Problems { return ps.filter(false) }
+
+// Warnings returns the warnings.
+func (ps Problems) Warnings() Problems { return ps.filter(true) }
+
+func (ps Problems) filter(warn bool) Problems {
+	var out Problems
+	for _, p := range ps {
+		if p.Warning == warn {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Err joins the errors (not the warnings) into one error, or returns nil.
+func (ps Problems) Err() error {
+	errs := ps.Errors()
+	if len(errs) == 0 {
+		return nil
+	}
+	list := make([]error, len(errs))
+	for i, p := range errs {
+		list[i] = p
+	}
+	return errors.Join(list...)
+}
+
+// Load reads, decodes and validates the configuration file at path. It
+// returns the config (nil when there are errors) and every problem found.
+func Load(path string) (*Config, Problems) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Problems{{File: path, Line: 1, Col: 1, Msg: err.Error()}}
+	}
+	return Parse(path, data, os.LookupEnv)
+}
+
+// Parse is Load for data already read; lookup resolves ${VAR} references.
+func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Config, Problems) {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, Problems{{File: file, Line: 1, Col: 1, Msg: "empty configuration"}}
+		}
+		return nil, Problems{syntaxProblem(file, err)}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, Problems{{File: file, Line: extra.Line, Col: extra.Column, Msg: "more than one YAML document"}}
+	}
+	idx := newIndex(&root)
+	ck := &checker{file: file, idx: idx}
+	expandEnv(&root, lookup, ck)
+
+	// Unknown keys: a strict decode of the text as written (yaml.Node.Decode
+	// would drop KnownFields). Its type errors are left to the second pass,
+	// since values there are not expanded yet.
+	strict := yaml.NewDecoder(bytes.NewReader(data))
+	strict.KnownFields(true)
+	if err := strict.Decode(&Config{}); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			ck.errf("", "%v", err)
+			return nil, ck.sorted()
+		}
+		for _, msg := range te.Errors {
+			if unknownFieldRe.MatchString(msg[strings.Index(msg, ": ")+2:]) {
+				ck.decodeProblem(msg)
+			}
+		}
+	}
+	// Types: the expanded tree, whose nodes keep their original positions.
+	// Unknown keys alone do not stop validation, so every problem shows.
+	typeErrorsFrom := len(ck.problems)
+	cfg := &Config{File: file}
+	if err := root.Decode(cfg); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			ck.errf("", "%v", err)
+			return nil, ck.sorted()
+		}
+		for _, msg := range te.Errors {
+			ck.decodeProblem(msg)
+		}
+	}
+	if len(ck.problems) > typeErrorsFrom {
+		return nil, ck.sorted()
+	}
+	cfg.File = file
+	ck.validate(cfg)
+	ps := ck.sorted()
+	if len(ps.Errors()) > 0 {
+		return nil, ps
+	}
+	return cfg, ps
+}
+
+var lineRe = regexp.MustCompile(`line (\d+)(?:, column (\d+))?: (.*)`)
+
+func syntaxProblem(file string, err error) *Problem {
+	p := &Problem{File: file, Line: 1, Col: 1, Msg: err.Error()}
+	if m := lineRe.FindStringSubmatch(err.Error()); m != nil {
+		p.Line, _ = strconv.Atoi(m[1])
+		if m[2] != "" {
+			p.Col, _ = strconv.Atoi(m[2])
+		}
+		p.Msg = m[3]
+	}
+	return p
+}
+
+var (
+	unknownFieldRe = regexp.MustCompile(`^field (\S+) not found in type`)
+	cannotRe       = regexp.MustCompile("^cannot unmarshal (!!\\w+) (?:`(.*)` )?into (.+)$")
+)
+
+// decodeProblem turns one yaml.v3 decode error ("line 12: field x not
+// found in type config.Service") into a problem with column and key path.
+func (ck *checker) decodeProblem(msg string) {
+	m := lineRe.FindStringSubmatch(msg)
+	if m == nil {
+		ck.errf("", "%s", msg)
+		return
+	}
+	line, _ := strconv.Atoi(m[1])
+	text := m[3]
+	if f := unknownFieldRe.FindStringSubmatch(text); f != nil {
+		if e := ck.idx.keyAt(line, f[1]); e != nil {
+			ck.add(&Problem{Line: e.key.Line, Col: e.key.Column, Path: e.path, Msg: "unknown key"})
+			return
+		}
+		ck.add(&Problem{Line: line, Col: 1, Msg: fmt.Sprintf("unknown key %q", f[1])})
+		return
+	}
+	var kind yaml.Kind
+	if c := cannotRe.FindStringSubmatch(text); c != nil {
+		switch c[1] {
+		case "!!seq":
+			kind = yaml.SequenceNode
+		case "!!map":
+			kind = yaml.MappingNode
+		}
+		text = fmt.Sprintf("expected %s, got %s", goTypeName(c[3]), yamlKind(c[1]))
+		if c[2] != "" {
+			text += fmt.Sprintf(" %q", c[2])
+		}
+	}
+	if e := ck.idx.valueAt(line, kind); e != nil {
+		ck.add(&Problem{Line: e.value.Line, Col: e.value.Column, Path: e.path, Msg: text})
+		return
+	}
+	ck.add(&Problem{Line: line, Col: 1, Msg: text})
+}
+
+func yamlKind(tag string) string {
+	switch tag {
+	case "!!seq":
+		return "a list"
+	case "!!map":
+		return "a mapping"
+	case "!!str":
+		return "string"
+	case "!!int":
+		return "integer"
+	case "!!bool":
+		return "boolean"
+	}
+	return strings.TrimPrefix(tag, "!!")
+}
+
+func goTypeName(t string) string {
+	switch {
+	case strings.HasPrefix(t, "map["):
+		return "a mapping"
+	case strings.HasPrefix(t, "[]"):
+		return "a list"
+	case strings.HasPrefix(t, "int"):
+		return "an integer"
+	case t == "bool":
+		return "true or false"
+	case t == "string":
+		return "a string"
+	case strings.HasPrefix(t, "config."):
+		return "a mapping"
+	}
+	return t
+}
+
+// entry is one key of the YAML tree with its dotted key path.
+type entry struct {
+	path  string
+	key   *yaml.Node
+	value *yaml.Node
+}
+
+// index maps key paths to their YAML nodes, to give every problem a
+// position.
+type index struct {
+	byPath map[string]*entry
+	all    []*entry
+	root   *yaml.Node
+}
+
+func newIndex(doc *yaml.Node) *index {
+	idx := &index{byPath: map[string]*entry{}, root: doc}
+	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
+		idx.root = doc.Content[0]
+	}
+	idx.walk("", nil, idx.root)
+	return idx
+}
+
+func (idx *index) walk(path string, key, n *yaml.Node) {
+	e := &entry{path: path, key: key, value: n}
+	idx.byPath[path] = e
+	idx.all = append(idx.all, e)
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			idx.walk(join(path, k.Value), k, n.Content[i+1])
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			idx.walk(fmt.Sprintf("%s[%d]", path, i), nil, c)
+		}
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+func (idx *index) keyAt(line int, name string) *entry {
+	for _, e := range idx.all {
+		if e.key != nil && e.key.Line == line && e.key.Value == name {
+			return e
+		}
+	}
+	return nil
+}
+
+// valueAt returns the deepest entry whose value starts on line (and is
+// of kind, when kind is not 0).
+func (idx *index) valueAt(line int, kind yaml.Kind) *entry {
+	var found *entry
+	for _, e := range idx.all {
+		if e.value.Line == line && e.path != "" && (kind == 0 || e.value.Kind == kind) {
+			found = e
+		}
+	}
+	return found
+}
+
+// pos returns the position of path's value, or of the nearest ancestor
+// that exists.
+func (idx *index) pos(path string) (int, int) {
+	for {
+		if e, ok := idx.byPath[path]; ok {
+			return e.value.Line, e.value.Column
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i < 0 {
+			if e, ok := idx.byPath[""]; ok {
+				return e.value.Line, e.value.Column
+			}
+			return 1, 1
+		}
+		path = path[:i]
+	}
+}
+
+// keyPos is pos for the key of path, so a problem with a whole section
+// points at its name.
+func (idx *index) keyPos(path string) (int, int) {
+	if e, ok := idx.byPath[path]; ok && e.key != nil {
+		return e.key.Line, e.key.Column
+	}
+	return idx.pos(path)
+}
+
+var envRe = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
+
+// expandEnv replaces ${VAR} and ${VAR:-default} in every scalar value. A
+// plain scalar is re-resolved afterwards, so "${PORT}" can be a number.
+func expandEnv(n *yaml.Node, lookup func(string) (string, bool), ck *checker) {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			expandEnv(c, lookup, ck)
+		}
+	case yaml.MappingNode:
+		for i := 1; i < len(n.Content); i += 2 {
+			expandEnv(n.Content[i], lookup, ck)
+		}
+	case yaml.ScalarNode:
+		if !strings.Contains(n.Value, "${") {
+			return
+		}
+		n.Value = envRe.ReplaceAllStringFunc(n.Value, func(ref string) string {
+			m := envRe.FindStringSubmatch(ref)
+			if v, ok := lookup(m[1]); ok && v != "" {
+				return v
+			}
+			if strings.Contains(ref, ":-") {
+				return m[2]
+			}
+			return ""
+		})
+		if n.Style == 0 || n.Style == yaml.TaggedStyle {
+			n.Tag = ""
+		}
+	}
+}
+
+type checker struct {
+	file     string
+	idx      *index
+	problems Problems
+	// sessionRefs collects the session attributes templates read.
+	sessionRefs []string
+}
+
+func (ck *checker) add(p *Problem) {
+	p.File = ck.file
+	ck.problems = append(ck.problems, p)
+}
+
+// errf records an error at path's value.
+func (ck *checker) errf(path, format string, args ...any) {
+	l, c := ck.idx.pos(path)
+	ck.add(&Problem{Line: l, Col: c, Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// warnf records a warning at path's key.
+func (ck *checker) warnf(path, format string, args ...any) {
+	l, c := ck.idx.keyPos(path)
+	ck.add(&Problem{Line: l, Col: c, Path: path, Msg: fmt.Sprintf(format, args...), Warning: true})
+}
+
+// has reports whether path is present in the file.
+func (ck *checker) has(path string) bool {
+	_, ok := ck.idx.byPath[path]
+	return ok
+}
+
+func (ck *checker) sorted() Problems {
+	sort.SliceStable(ck.problems, func(i, j int) bool {
+		a, b := ck.problems[i], ck.problems[j]
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Col < b.Col
+	})
+	return ck.problems
+}

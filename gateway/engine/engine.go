@@ -1,0 +1,129 @@
+// Package engine runs one turn: it picks the skill's launch, built-in or
+// configured intent, runs the dialog checks, renders and sends the calls,
+// extracts values from the answers and renders the reply, turning every
+// failure into speech within the turn's deadline.
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/voicegw/voicegw/gateway"
+	"github.com/voicegw/voicegw/gateway/auth"
+	"github.com/voicegw/voicegw/gateway/config"
+	"github.com/voicegw/voicegw/gateway/upstream"
+)
+
+// Caller sends one upstream request; the request's context carries the
+// call's deadline.
+type Caller interface {
+	Call(svc *config.Service, req *http.Request) (*upstream.Response, error)
+}
+
+// Credentials finds the credential of a call and a fresh one after the
+// upstream rejected it.
+type Credentials interface {
+	Get(ctx context.Context, svc *config.Service, turn *gateway.Turn) (*auth.Credential, error)
+	Rejected(ctx context.Context, svc *config.Service, turn *gateway.Turn, cred *auth.Credential) (*auth.Credential, error)
+}
+
+// Linker speaks the account-linking instructions for a user without a
+// token. It may be nil, in which case the built-in sentence asks the user
+// to link in the Alexa app.
+type Linker interface {
+	// Instructions returns the speech and card text for linking svc.
+	Instructions(ctx context.Context, svc *config.Service, userID string) (string, error)
+}
+
+// Engine runs turns against one loaded configuration. It is safe for
+// concurrent use.
+type Engine struct {
+	cfg     *config.Config
+	calls   Caller
+	creds   Credentials
+	linker  Linker
+	log     *slog.Logger
+	byAppID map[string]*config.Skill
+}
+
+// Options are the engine's collaborators.
+type Options struct {
+	Caller      Caller
+	Credentials Credentials
+	Linker      Linker
+	Logger      *slog.Logger
+}
+
+// New returns an engine for cfg.
+func New(cfg *config.Config, opts Options) *Engine {
+	e := &Engine{
+		cfg:     cfg,
+		calls:   opts.Caller,
+		creds:   opts.Credentials,
+		linker:  opts.Linker,
+		log:     opts.Logger,
+		byAppID: map[string]*config.Skill{},
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	for _, sk := range cfg.Skills {
+		if sk.ApplicationID != "" {
+			e.byAppID[sk.ApplicationID] = sk
+		}
+	}
+	return e
+}
+
+// Config returns the configuration the engine runs.
+func (e *Engine) Config() *config.Config { return e.cfg }
+
+// SkillFor picks the skill of a request: by name when the URL names one
+// (its application id, when set, must match), else by application id.
+func (e *Engine) SkillFor(name, applicationID string) (string, error) {
+	if name != "" {
+		sk, ok := e.cfg.Skills[name]
+		if !ok {
+			return "", gateway.ErrUnknownSkill
+		}
+		if sk.ApplicationID != "" && sk.ApplicationID != applicationID {
+			return "", gateway.ErrWrongApplication
+		}
+		return name, nil
+	}
+	sk, ok := e.byAppID[applicationID]
+	if !ok {
+		return "", gateway.ErrUnknownSkill
+	}
+	return sk.Name, nil
+}
+
+// Turn answers one turn. It always returns a reply: failures become
+// error speech. The turn gets server.deadline from now, or less when ctx
+// already has an earlier deadline.
+func (e *Engine) Turn(ctx context.Context, t *gateway.Turn) *gateway.Reply {
+	start := time.Now()
+	ctx, cancel := context.WithDeadline(ctx, start.Add(e.cfg.Server.Deadline.Or(config.DefaultDeadline)))
+	defer cancel()
+	sk := e.cfg.Skills[t.Skill]
+	if sk == nil {
+		return &gateway.Reply{Empty: true}
+	}
+	r := &run{e: e, ctx: ctx, turn: t, skill: sk}
+	reply := r.answer()
+	e.log.LogAttrs(ctx, slog.LevelInfo, "turn",
+		slog.String("skill", sk.Name),
+		slog.String("request", t.Type),
+		slog.String("intent", t.Intent),
+		slog.Int("status", r.status),
+		slog.String("outcome", r.outcome()),
+		slog.Duration("took", time.Since(start)),
+	)
+	return reply
+}
+
+// ErrTemplate marks a template that failed at run time.
+var ErrTemplate = errors.New("template failed")

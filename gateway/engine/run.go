@@ -1,0 +1,526 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/voicegw/voicegw/gateway"
+	"github.com/voicegw/voicegw/gateway/auth"
+	"github.com/voicegw/voicegw/gateway/config"
+	"github.com/voicegw/voicegw/gateway/render"
+	"github.com/voicegw/voicegw/gateway/upstream"
+)
+
+// Error kinds, which are also the error speech keys besides statuses.
+const (
+	kindStatus   = "status"
+	kindTimeout  = "timeout"
+	kindUnlinked = "unlinked"
+	kindVault    = "vault"
+	kindMissing  = "missing"
+	kindDefault  = "default"
+)
+
+// builtinErrors answer when no configured speech matches. Upstream
+// statuses have none of their own: they fall to the configured default,
+// then to the built-in one.
+var builtinErrors = map[string]string{
+	kindTimeout:  "Sorry, that is taking too long right now. Please try again in a moment.",
+	kindVault:    "Sorry, I can't reach my secure storage right now. Please try again later.",
+	kindMissing:  "Sorry, I couldn't find that information.",
+	kindDefault:  "Sorry, something went wrong. Please try again later.",
+	kindUnlinked: "To use this skill, please link your account in the Alexa app.",
+}
+
+// turnError is a failed turn, classified for error speech.
+type turnError struct {
+	kind    string
+	status  int
+	service *config.Service
+	err     error
+}
+
+func (te *turnError) Error() string {
+	if te.err == nil {
+		return te.kind
+	}
+	return te.err.Error()
+}
+
+// keys lists the error speech keys to try, most specific first.
+func (te *turnError) keys() []string {
+	if te.kind == kindStatus {
+		s := strconv.Itoa(te.status)
+		return []string{s, s[:1] + "xx", kindDefault}
+	}
+	if te.kind == kindDefault {
+		return []string{kindDefault}
+	}
+	return []string{te.kind, kindDefault}
+}
+
+// run is the state of one turn.
+type run struct {
+	e      *Engine
+	ctx    context.Context
+	turn   *gateway.Turn
+	skill  *config.Skill
+	data   map[string]any
+	status int
+	failed *turnError
+}
+
+func (r *run) outcome() string {
+	if r.failed == nil {
+		return "ok"
+	}
+	return r.failed.kind
+}
+
+func (r *run) answer() *gateway.Reply {
+	switch r.turn.Kind {
+	case gateway.KindLaunch:
+		return r.respond(r.skill.LaunchC)
+	case gateway.KindIntent:
+		return r.respond(r.compiled())
+	}
+	return &gateway.Reply{Empty: true}
+}
+
+// compiled returns the configured intent, or the built-in one that
+// answers it.
+func (r *run) compiled() *config.Compiled {
+	if in := r.skill.Intents[r.turn.Intent]; in != nil && in.C != nil {
+		return in.C
+	}
+	switch r.turn.Intent {
+	case config.HelpIntent:
+		return r.skill.HelpC
+	case config.StopIntent, config.CancelIntent:
+		return r.skill.StopC
+	}
+	return r.skill.FallbackC
+}
+
+func (r *run) respond(c *config.Compiled) *gateway.Reply {
+	r.data = r.newData()
+	if r.turn.Kind == gateway.KindIntent {
+		if reply := r.dialog(c); reply != nil {
+			return reply
+		}
+	}
+	if err := r.runCalls(c); err != nil {
+		return r.fail(c, err)
+	}
+	reply := &gateway.Reply{EndSession: c.EndSession, Session: r.session()}
+	var err error
+	if reply.Speech, err = r.speak(c.Say); err != nil {
+		return r.fail(c, r.templateError(err))
+	}
+	if c.Reprompt != nil {
+		rp, err := r.speak(c.Reprompt)
+		if err != nil {
+			return r.fail(c, r.templateError(err))
+		}
+		reply.Reprompt = &rp
+	}
+	if c.CardTitle != nil || c.CardText != nil {
+		card := &gateway.Card{Type: gateway.CardSimple}
+		if card.Title, err = r.text(c.CardTitle); err != nil {
+			return r.fail(c, r.templateError(err))
+		}
+		if card.Text, err = r.text(c.CardText); err != nil {
+			return r.fail(c, r.templateError(err))
+		}
+		reply.Card = card
+	}
+	for _, s := range c.Session {
+		v, err := s.T.Execute(r.data)
+		if err != nil {
+			return r.fail(c, r.templateError(err))
+		}
+		reply.Session[s.Name] = v
+	}
+	return reply
+}
+
+// dialog elicits a missing required slot and asks for confirmation; it
+// returns nil when the intent may run.
+func (r *run) dialog(c *config.Compiled) *gateway.Reply {
+	for _, s := range c.Slots {
+		if !s.Required || r.turn.Slots[s.Name].Text() != "" {
+			continue
+		}
+		sp, err := r.speak(s.Prompt)
+		if err != nil {
+			return r.fail(c, r.templateError(err))
+		}
+		return &gateway.Reply{
+			Speech:     sp,
+			Reprompt:   &sp,
+			Session:    r.session(),
+			Directives: []gateway.Directive{{Type: "Dialog.ElicitSlot", Slot: s.Name}},
+		}
+	}
+	if c.Confirm == nil {
+		return nil
+	}
+	switch r.turn.Confirmation {
+	case gateway.ConfirmConfirmed:
+		return nil
+	case gateway.ConfirmDenied:
+		return &gateway.Reply{Speech: gateway.Speech{Text: "Okay."}, EndSession: true, Session: r.session()}
+	}
+	sp, err := r.speak(c.Confirm)
+	if err != nil {
+		return r.fail(c, r.templateError(err))
+	}
+	return &gateway.Reply{
+		Speech:     sp,
+		Reprompt:   &sp,
+		Session:    r.session(),
+		Directives: []gateway.Directive{{Type: "Dialog.ConfirmIntent"}},
+	}
+}
+
+// newData builds the template data of SPEC 3.1. Every session attribute a
+// template reads and every extract name of the skill is present ("" when
+// absent), so templates never print "<no value>".
+func (r *run) newData() map[string]any {
+	t := r.turn
+	slots := make(map[string]string, len(t.Slots))
+	ids := make(map[string]string, len(t.Slots))
+	for name, s := range t.Slots {
+		slots[name] = s.Text()
+		ids[name] = s.ID
+	}
+	session := make(map[string]any, len(t.Session)+len(r.e.cfg.SessionRefs))
+	for k, v := range t.Session {
+		session[k] = v
+	}
+	for _, k := range r.e.cfg.SessionRefs {
+		if _, ok := session[k]; !ok {
+			session[k] = ""
+		}
+	}
+	data := make(map[string]any, 10+len(r.skill.ExtractRefs))
+	for _, n := range r.skill.ExtractRefs {
+		data[n] = ""
+	}
+	data["slots"] = slots
+	data["slot_ids"] = ids
+	data["session"] = session
+	data["user"] = map[string]string{"id": t.UserID}
+	data["locale"] = t.Locale
+	data["intent"] = t.Intent
+	data["skill"] = r.skill.Name
+	data["status"] = 0
+	return data
+}
+
+// session returns the attributes the reply carries: the request's, to
+// which the intent's session values are added.
+func (r *run) session() map[string]any {
+	out := make(map[string]any, len(r.turn.Session)+2)
+	for k, v := range r.turn.Session {
+		out[k] = v
+	}
+	return out
+}
+
+func (r *run) speak(s *config.Speech) (gateway.Speech, error) {
+	if s == nil {
+		return gateway.Speech{}, nil
+	}
+	text, err := s.T.Execute(r.data)
+	if err != nil {
+		return gateway.Speech{}, err
+	}
+	return gateway.Speech{Text: strings.TrimSpace(text), SSML: s.SSML}, nil
+}
+
+func (r *run) text(t *render.Template) (string, error) {
+	if t == nil {
+		return "", nil
+	}
+	s, err := t.Execute(r.data)
+	return strings.TrimSpace(s), err
+}
+
+func (r *run) templateError(err error) *turnError {
+	return &turnError{kind: kindDefault, err: fmt.Errorf("%w: %v", ErrTemplate, err)}
+}
+
+// runCalls runs the calls in order; each sees the extracts of the ones
+// before it.
+func (r *run) runCalls(c *config.Compiled) *turnError {
+	creds := map[string]*auth.Credential{}
+	for _, cc := range c.Calls {
+		svc := cc.Service
+		cred, ok := creds[svc.Name]
+		if !ok {
+			var err error
+			if cred, err = r.e.creds.Get(r.ctx, svc, r.turn); err != nil {
+				return credentialError(svc, err)
+			}
+			creds[svc.Name] = cred
+		}
+		resp, te := r.call(cc, cred)
+		if te == nil && cred != nil && (resp.Status == http.StatusUnauthorized || resp.Status == http.StatusForbidden) {
+			fresh, err := r.e.creds.Rejected(r.ctx, svc, r.turn, cred)
+			if err != nil {
+				return credentialError(svc, err)
+			}
+			if fresh != nil {
+				creds[svc.Name] = fresh
+				resp, te = r.call(cc, fresh)
+			}
+		}
+		if te != nil {
+			return te
+		}
+		r.status = resp.Status
+		r.data["status"] = resp.Status
+		r.data[render.BodyKey] = resp.Body
+		if resp.Status < 200 || resp.Status > 299 {
+			return &turnError{kind: kindStatus, status: resp.Status, service: svc,
+				err: fmt.Errorf("%s %s: status %d", cc.Method, svc.Name, resp.Status)}
+		}
+		if te := r.extract(cc, resp.Body); te != nil {
+			return te
+		}
+	}
+	return nil
+}
+
+func credentialError(svc *config.Service, err error) *turnError {
+	switch {
+	case errors.Is(err, auth.ErrUnlinked):
+		return &turnError{kind: kindUnlinked, service: svc, err: fmt.Errorf("%s: %w", svc.Name, err)}
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return &turnError{kind: kindTimeout, service: svc, err: fmt.Errorf("%s credential: %w", svc.Name, err)}
+	}
+	return &turnError{kind: kindVault, service: svc, err: fmt.Errorf("%s credential: %w", svc.Name, err)}
+}
+
+func (r *run) extract(cc *config.CompiledCall, body []byte) *turnError {
+	if len(cc.Extract) == 0 {
+		return nil
+	}
+	if !gjson.ValidBytes(body) {
+		return &turnError{kind: kindDefault, service: cc.Service,
+			err: fmt.Errorf("%s: response is not valid JSON", cc.Service.Name)}
+	}
+	for _, x := range cc.Extract {
+		res := gjson.GetBytes(body, x.Path)
+		if !res.Exists() || res.Type == gjson.Null {
+			if x.Required {
+				return &turnError{kind: kindMissing, service: cc.Service,
+					err: fmt.Errorf("%s: required extract %s (%s) is absent", cc.Service.Name, x.Name, x.Path)}
+			}
+			r.data[x.Name] = ""
+			continue
+		}
+		r.data[x.Name] = render.Value(res)
+	}
+	return nil
+}
+
+// call renders and sends one call within the smaller of the service's
+// timeout and what is left of the turn.
+func (r *run) call(cc *config.CompiledCall, cred *auth.Credential) (*upstream.Response, *turnError) {
+	svc := cc.Service
+	ctx, cancel := context.WithTimeout(r.ctx, svc.Timeout.Or(config.DefaultServiceTimeout))
+	defer cancel()
+	req, err := r.request(ctx, cc, cred)
+	if err != nil {
+		return nil, &turnError{kind: kindDefault, service: svc, err: err}
+	}
+	resp, err := r.e.calls.Call(svc, req)
+	if err != nil {
+		if errors.Is(err, upstream.ErrTimeout) {
+			return nil, &turnError{kind: kindTimeout, service: svc, err: err}
+		}
+		return nil, &turnError{kind: kindDefault, service: svc, err: err}
+	}
+	return resp, nil
+}
+
+// request renders a call: the path with every action escaped as one
+// segment, query values URL-encoded, headers refused when they hold
+// control characters, the body as typed JSON or a form.
+func (r *run) request(ctx context.Context, cc *config.CompiledCall, cred *auth.Credential) (*http.Request, error) {
+	svc := cc.Service
+	path, err := cc.Path.Execute(r.data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: path: %v", ErrTemplate, err)
+	}
+	for _, seg := range strings.Split(path, "/") {
+		if seg == "." || seg == ".." {
+			return nil, fmt.Errorf("%s: rendered path has a dot segment", svc.Name)
+		}
+	}
+	u, err := url.Parse(svc.URL.String() + path)
+	if err != nil || u.Host != svc.URL.Host || u.Scheme != svc.URL.Scheme {
+		return nil, fmt.Errorf("%s: rendered path is not a valid URL path", svc.Name)
+	}
+	q := u.Query()
+	for _, kv := range cc.Query {
+		v, err := kv.T.Execute(r.data)
+		if err != nil {
+			return nil, fmt.Errorf("%w: query %s: %v", ErrTemplate, kv.Name, err)
+		}
+		q.Add(kv.Name, v)
+	}
+	header := make(http.Header, len(svc.Headers)+len(cc.Headers)+2)
+	for k, v := range svc.Headers {
+		header.Set(k, v)
+	}
+	for _, kv := range cc.Headers {
+		v, err := kv.T.Execute(r.data)
+		if err != nil {
+			return nil, fmt.Errorf("%w: header %s: %v", ErrTemplate, kv.Name, err)
+		}
+		if hasCTL(v) {
+			return nil, fmt.Errorf("%s: header %s: value has a control character", svc.Name, kv.Name)
+		}
+		header.Set(kv.Name, v)
+	}
+	if cred != nil {
+		v, err := svc.Format.Execute(map[string]any{"token": cred.Token.Reveal(), "fields": revealAll(cred.Fields)})
+		if err != nil {
+			return nil, fmt.Errorf("%s: auth format failed", svc.Name)
+		}
+		if hasCTL(v) {
+			return nil, fmt.Errorf("%s: credential has a control character", svc.Name)
+		}
+		if svc.Auth.Query != "" {
+			q.Set(svc.Auth.Query, v)
+		} else {
+			header.Set(svc.Auth.Header, v)
+		}
+	}
+	u.RawQuery = q.Encode()
+	var body []byte
+	if cc.Body != nil {
+		if cc.Form {
+			body, err = cc.Body.Form(r.data)
+			header.Set("Content-Type", "application/x-www-form-urlencoded")
+		} else {
+			body, err = cc.Body.JSON(r.data)
+			if header.Get("Content-Type") == "" {
+				header.Set("Content-Type", "application/json")
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: body: %v", ErrTemplate, err)
+		}
+	}
+	if header.Get("Accept") == "" {
+		header.Set("Accept", "application/json")
+	}
+	req, err := http.NewRequestWithContext(ctx, cc.Method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("%s: build request failed", svc.Name)
+	}
+	if body == nil {
+		req.Body, req.GetBody, req.ContentLength = http.NoBody, nil, 0
+	}
+	req.Header = header
+	return req, nil
+}
+
+func revealAll(d gateway.SecretData) map[string]string {
+	out := make(map[string]string, len(d))
+	for k, v := range d {
+		out[k] = v.Reveal()
+	}
+	return out
+}
+
+func hasCTL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// fail answers a failed turn with the most specific error speech: for each
+// key, most specific first, the intent's, the skill's and the gateway's
+// speech, then the built-in sentence for that key.
+func (r *run) fail(c *config.Compiled, te *turnError) *gateway.Reply {
+	r.failed = te
+	r.e.log.LogAttrs(r.ctx, slog.LevelWarn, "turn failed",
+		slog.String("skill", r.skill.Name),
+		slog.String("intent", r.turn.Intent),
+		slog.String("kind", te.kind),
+		slog.Int("status", te.status),
+		slog.String("error", te.Error()),
+	)
+	reply := &gateway.Reply{EndSession: c.EndSession, Session: r.session()}
+	levels := []config.ErrorSpeech{c.Errors, r.skill.ErrorsC, r.e.cfg.Errors}
+	for _, key := range te.keys() {
+		for _, level := range levels {
+			s := level[key]
+			if s == nil {
+				continue
+			}
+			sp, err := r.speak(s)
+			if err != nil {
+				r.e.log.Warn("error speech failed", "skill", r.skill.Name, "key", key, "error", err.Error())
+				reply.Speech = gateway.Speech{Text: builtinErrors[kindDefault]}
+				return reply
+			}
+			reply.Speech = sp
+			return reply
+		}
+		if key == kindUnlinked {
+			return r.unlinked(reply, te)
+		}
+		if text, ok := builtinErrors[key]; ok {
+			reply.Speech = gateway.Speech{Text: text}
+			return reply
+		}
+	}
+	reply.Speech = gateway.Speech{Text: builtinErrors[kindDefault]}
+	return reply
+}
+
+// unlinked tells the user how to link: the Alexa app for Alexa-managed
+// linking (with a LinkAccount card), the gateway's own linking flow
+// otherwise.
+func (r *run) unlinked(reply *gateway.Reply, te *turnError) *gateway.Reply {
+	reply.EndSession = true
+	svc := te.service
+	if svc != nil && svc.Auth.Type == config.AuthAlexa {
+		reply.Speech = gateway.Speech{Text: "To use this skill, please link your account using the card I sent to your Alexa app."}
+		reply.Card = &gateway.Card{Type: gateway.CardLinkAccount}
+		return reply
+	}
+	if r.e.linker != nil && svc != nil {
+		text, err := r.e.linker.Instructions(r.ctx, svc, r.turn.UserID)
+		if err == nil {
+			reply.Speech = gateway.Speech{Text: text}
+			reply.Card = &gateway.Card{Type: gateway.CardSimple, Title: "Link your " + svc.Name + " account", Text: text}
+			return reply
+		}
+		r.e.log.Warn("link instructions failed", "service", svc.Name, "error", err.Error())
+	}
+	name := "this skill"
+	if svc != nil {
+		name = svc.Name
+	}
+	reply.Speech = gateway.Speech{Text: "To use " + name + ", please link your account in the Alexa app."}
+	return reply
+}
