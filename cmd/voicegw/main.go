@@ -62,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdInvoke(rest, stdout, stderr)
 	case "test":
 		return cmdTest(rest, stdout, stderr)
+	case "model":
+		return cmdModel(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "voicegw %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return 0

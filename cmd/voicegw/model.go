@@ -1,0 +1,51 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"regexp"
+
+	"github.com/voicegw/voicegw/gateway/model"
+)
+
+// localeRe is the shape of an Alexa locale such as en-US or pt-BR.
+var localeRe = regexp.MustCompile(`^[a-z]{2}-[A-Z]{2}$`)
+
+// cmdModel prints the Alexa interaction model of one skill. --locale is
+// checked for its shape and recorded on the model; the configuration has one
+// set of samples and prompts, so the JSON is the same for every locale and
+// the operator uploads it to whichever locales the skill serves.
+func cmdModel(args []string, stdout, stderr io.Writer) int {
+	fs, path := newFlags("model", stderr)
+	skill := fs.String("skill", "", "skill `name`")
+	locale := fs.String("locale", model.DefaultLocale, "Alexa `locale` the model is for")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "model: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *skill == "" {
+		fmt.Fprintln(stderr, "model: need --skill")
+		return 2
+	}
+	if !localeRe.MatchString(*locale) {
+		fmt.Fprintf(stderr, "model: invalid locale %q (want e.g. en-US)\n", *locale)
+		return 2
+	}
+	cfg := loadConfig(*path, stderr, false)
+	if cfg == nil {
+		return 1
+	}
+	sk, ok := cfg.Skills[*skill]
+	if !ok || sk == nil {
+		fmt.Fprintf(stderr, "model: no skill %q in %s\n", *skill, *path)
+		return 1
+	}
+	if err := model.Build(sk, *locale).WriteJSON(stdout); err != nil {
+		fmt.Fprintf(stderr, "model: %v\n", err)
+		return 1
+	}
+	return 0
+}
