@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 
 	"github.com/voicegw/voicegw/gateway"
@@ -12,6 +11,7 @@ import (
 	"github.com/voicegw/voicegw/gateway/engine"
 	"github.com/voicegw/voicegw/gateway/server"
 	"github.com/voicegw/voicegw/gateway/upstream"
+	"github.com/voicegw/voicegw/gateway/vault"
 )
 
 // deps are the process-wide parts a runtime is built from; they outlive
@@ -48,12 +48,8 @@ func (d *deps) runtime(cfg *config.Config, store gateway.SecretStore) *server.Ru
 		Alexa:        d.handler(cfg, store, cfg.Alexa.Verifying()),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		Ready: func(ctx context.Context) error {
-			if store == nil {
-				return nil
-			}
-			_, err := store.Read(ctx, "health")
-			if err != nil && !errors.Is(err, gateway.ErrNotFound) {
-				return err
+			if r, ok := store.(interface{ Ready(context.Context) error }); ok {
+				return r.Ready(ctx)
 			}
 			return nil
 		},
@@ -65,7 +61,7 @@ func (d *deps) store(cfg *config.Config) (gateway.SecretStore, error) {
 	if cfg.Vault == nil {
 		return nil, nil
 	}
-	return nil, errors.New("vault: the Vault secret store is not available in this build")
+	return vault.New(cfg.Vault, vault.Options{Logger: d.log})
 }
 
 // serveRuntime wires the runtime serve uses for cfg.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -42,6 +43,9 @@ type Provider struct {
 	ttl   time.Duration
 	now   func() time.Time
 
+	// httpClient calls token endpoints (nil: http.DefaultClient).
+	httpClient *http.Client
+
 	mu    sync.Mutex
 	cache map[string]cached
 	group singleflight.Group
@@ -58,6 +62,19 @@ func New(store gateway.SecretStore, ttl time.Duration) *Provider {
 		ttl = config.DefaultCacheTTL
 	}
 	return &Provider{store: store, ttl: ttl, now: time.Now, cache: map[string]cached{}}
+}
+
+// WithHTTPClient sets the client for OAuth2 token endpoints.
+func (p *Provider) WithHTTPClient(c *http.Client) *Provider {
+	p.httpClient = c
+	return p
+}
+
+// remember caches e as the current entry at path.
+func (p *Provider) remember(path string, e *gateway.Entry) {
+	p.mu.Lock()
+	p.cache[path] = cached{entry: e, at: p.now()}
+	p.mu.Unlock()
 }
 
 // Get returns the credential svc needs for the turn's user, or nil for
@@ -93,18 +110,29 @@ func (p *Provider) Get(ctx context.Context, svc *config.Service, turn *gateway.T
 		if err != nil {
 			return nil, err
 		}
-		tok := e.Data["access_token"]
-		if tok == "" {
-			return nil, ErrUnlinked
+		if expiring(e, p.now()) && p.store != nil {
+			if e, err = p.refresh(ctx, svc, path, e); err != nil {
+				return nil, err
+			}
 		}
-		return &Credential{Token: tok, Fields: e.Data, path: path, version: e.Version}, nil
+		return linkedCredential(e, path)
 	}
 	return nil, nil
 }
 
+func linkedCredential(e *gateway.Entry, path string) (*Credential, error) {
+	tok := e.Data[FieldAccessToken]
+	if tok == "" {
+		return nil, ErrUnlinked
+	}
+	return &Credential{Token: tok, Fields: e.Data, path: path, version: e.Version}, nil
+}
+
 // Rejected is called when the upstream answered 401 or 403 with cred. It
-// drops the cached entry and re-reads it; it returns the new credential, or
-// nil when the store holds the same one (nothing to retry with).
+// drops the cached entry and re-reads it, so a rotation in Vault takes
+// effect at once; for a linked token that the re-read did not change, it
+// refreshes the token when the service has oauth2. It returns the new
+// credential, or nil when there is nothing new to retry with.
 func (p *Provider) Rejected(ctx context.Context, svc *config.Service, turn *gateway.Turn, cred *Credential) (*Credential, error) {
 	if cred == nil || cred.path == "" {
 		return nil, nil
@@ -118,10 +146,17 @@ func (p *Provider) Rejected(ctx context.Context, svc *config.Service, turn *gate
 	if err != nil {
 		return nil, err
 	}
-	if fresh.Token == cred.Token {
+	if fresh.Token != cred.Token {
+		return fresh, nil
+	}
+	if svc.Auth.Type != config.AuthLinked || svc.OAuth2 == nil || fresh.Fields[FieldRefreshToken] == "" {
 		return nil, nil
 	}
-	return fresh, nil
+	e, err := p.refresh(ctx, svc, cred.path, &gateway.Entry{Data: fresh.Fields, Version: fresh.version})
+	if err != nil {
+		return nil, err
+	}
+	return linkedCredential(e, cred.path)
 }
 
 // read returns the entry at path from the cache or the store. Concurrent

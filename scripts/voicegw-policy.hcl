@@ -1,0 +1,32 @@
+# Least-privilege Vault policy for voicegw, for kv_mount "secret" and prefix
+# "voicegw" (adjust both path parts if yours differ). The test suite runs the
+# gateway with a token of exactly this policy (gateway/vault/policy_test.go).
+#
+#   vault policy write voicegw scripts/voicegw-policy.hcl
+
+# Service secrets (API keys, OAuth client secrets): written by ops, read here.
+path "secret/data/voicegw/services/*" {
+  capabilities = ["read"]
+}
+
+# Users' linked tokens: read for every call, written by the /link flow and
+# by token refresh (always with check-and-set).
+path "secret/data/voicegw/users/*" {
+  capabilities = ["create", "read", "update"]
+}
+
+# One-time link codes: created when an unlinked user asks, burnt when used.
+path "secret/data/voicegw/link-codes/*" {
+  capabilities = ["create", "read", "update"]
+}
+path "secret/metadata/voicegw/link-codes/*" {
+  capabilities = ["delete"]
+}
+
+# The gateway's own state (the key that signs OAuth state parameters).
+path "secret/data/voicegw/gateway/*" {
+  capabilities = ["create", "read", "update"]
+}
+
+# Token renewal and lookup are in Vault's default policy, which tokens and
+# AppRole logins get unless created with no_default_policy.
