@@ -64,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdTest(rest, stdout, stderr)
 	case "model":
 		return cmdModel(rest, stdout, stderr)
+	case "link":
+		return cmdLink(rest, stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "voicegw %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return 0

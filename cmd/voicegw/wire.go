@@ -19,6 +19,10 @@ import (
 type deps struct {
 	log    *slog.Logger
 	client *upstream.Client
+	// verify holds the roots and certificate fetcher of request
+	// verification; zero means the system roots and HTTPS downloads.
+	// Tests inject a test CA here; nothing else can skip a check.
+	verify alexa.VerifierConfig
 }
 
 func newDeps(log *slog.Logger) *deps {
@@ -38,7 +42,11 @@ func (d *deps) handler(cfg *config.Config, store gateway.SecretStore, verify boo
 		Logger:      d.log,
 	})
 	h := &alexa.Handler{Engine: eng, Logger: d.log}
-	_ = verify // request verification arrives with the verification issue
+	if verify {
+		vc := d.verify
+		vc.Tolerance = cfg.Alexa.TimestampTolerance.Or(config.DefaultTimestampTolerance)
+		h.Verifier = alexa.NewVerifier(vc)
+	}
 	return h
 }
 

@@ -19,8 +19,8 @@ type Engine interface {
 	Turn(ctx context.Context, t *gateway.Turn) *gateway.Reply
 }
 
-// Verifier checks that a request comes from Alexa (SPEC 6).
-type Verifier interface {
+// RequestVerifier checks that a request comes from Alexa (SPEC 6); see Verifier.
+type RequestVerifier interface {
 	// Signature checks the certificate chain and the signature of the raw
 	// body, before any JSON is parsed.
 	Signature(ctx context.Context, header http.Header, body []byte) error
@@ -37,7 +37,7 @@ type Observer interface {
 type Handler struct {
 	Engine Engine
 	// Verifier is nil when alexa.verify is false.
-	Verifier Verifier
+	Verifier RequestVerifier
 	Logger   *slog.Logger
 	Observer Observer
 }

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/voicegw/voicegw/gateway"
+	"github.com/voicegw/voicegw/gateway/auth"
+	"github.com/voicegw/voicegw/gateway/config"
+)
+
+// cmdLink is operator access to linked tokens in Vault:
+// voicegw link put|show|rm --user U --service S [--token T | --token-file F]
+// [--refresh-token R] [--expires-in 1h]. show never prints a token in full.
+func cmdLink(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprintln(stderr, "link: want put, show or rm")
+		return 2
+	}
+	op := args[0]
+	fs, path := newFlags("link "+op, stderr)
+	user := fs.String("user", "", "Alexa `userId`")
+	service := fs.String("service", "", "linked `service` name")
+	token := fs.String("token", "", "access `token` (put)")
+	tokenFile := fs.String("token-file", "", "read the access token from `file` (put)")
+	refresh := fs.String("refresh-token", "", "refresh `token` (put)")
+	expiresIn := fs.Duration("expires-in", 0, "token lifetime, e.g. 1h (put)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "link: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if !gateway.ValidUserID(*user) {
+		fmt.Fprintln(stderr, "link: --user must be an Alexa userId (amzn1.…)")
+		return 2
+	}
+	cfg := loadConfig(*path, stderr, false)
+	if cfg == nil {
+		return 1
+	}
+	svc, ok := cfg.Services[*service]
+	if !ok {
+		fmt.Fprintf(stderr, "link: no service %q in %s\n", *service, *path)
+		return 1
+	}
+	if svc.Auth.Type != config.AuthLinked {
+		fmt.Fprintf(stderr, "link: service %q has auth type %s, not linked\n", *service, svc.Auth.Type)
+		return 1
+	}
+	d := newDeps(newLogger(stderr, 100))
+	store, err := d.store(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "link: %v\n", err)
+		return 1
+	}
+	if store == nil {
+		fmt.Fprintf(stderr, "link: %s has no vault configured (is VAULT_ADDR set?)\n", *path)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	key := gateway.UserPath(*user, *service)
+	switch op {
+	case "put":
+		tok := *token
+		if *tokenFile != "" {
+			if tok != "" {
+				fmt.Fprintln(stderr, "link put: use --token or --token-file, not both")
+				return 2
+			}
+			b, err := os.ReadFile(*tokenFile)
+			if err != nil {
+				fmt.Fprintf(stderr, "link put: %v\n", err)
+				return 1
+			}
+			tok = strings.TrimSpace(string(b))
+		}
+		if tok == "" {
+			fmt.Fprintln(stderr, "link put: need --token or --token-file")
+			return 2
+		}
+		data := gateway.SecretData{auth.FieldAccessToken: gateway.Secret(tok), auth.FieldTokenType: "Bearer"}
+		if *refresh != "" {
+			data[auth.FieldRefreshToken] = gateway.Secret(*refresh)
+		}
+		if *expiresIn > 0 {
+			data[auth.FieldExpiresAt] = gateway.Secret(time.Now().Add(*expiresIn).UTC().Format(time.RFC3339))
+		}
+		v, err := store.Write(ctx, key, data, -1)
+		if err != nil {
+			fmt.Fprintf(stderr, "link put: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "stored %s (version %d)\n", key, v)
+	case "show":
+		e, err := store.Read(ctx, key)
+		if errors.Is(err, gateway.ErrNotFound) {
+			fmt.Fprintf(stderr, "link show: %s is not linked\n", key)
+			return 1
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "link show: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "%s (version %d)\n", key, e.Version)
+		keys := make([]string, 0, len(e.Data))
+		for k := range e.Data {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := e.Data[k].Reveal()
+			if k == auth.FieldAccessToken || k == auth.FieldRefreshToken {
+				v = mask(v)
+			}
+			fmt.Fprintf(stdout, "  %s: %s\n", k, v)
+		}
+	case "rm":
+		if err := store.Delete(ctx, key); err != nil {
+			fmt.Fprintf(stderr, "link rm: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "removed %s\n", key)
+	default:
+		fmt.Fprintf(stderr, "link: unknown operation %q (want put, show or rm)\n", op)
+		return 2
+	}
+	return 0
+}
+
+// mask shows at most the first four characters of a token and its length.
+func mask(tok string) string {
+	n := len(tok)
+	keep := 4
+	if n < 12 {
+		keep = 0
+	}
+	return fmt.Sprintf("%s… (%d characters)", tok[:keep], n)
+}
