@@ -9,6 +9,7 @@ import (
 	"github.com/voicegw/voicegw/gateway/auth"
 	"github.com/voicegw/voicegw/gateway/config"
 	"github.com/voicegw/voicegw/gateway/engine"
+	"github.com/voicegw/voicegw/gateway/linking"
 	"github.com/voicegw/voicegw/gateway/server"
 	"github.com/voicegw/voicegw/gateway/upstream"
 	"github.com/voicegw/voicegw/gateway/vault"
@@ -32,15 +33,25 @@ func newDeps(log *slog.Logger) *deps {
 // handler wires the pipeline for cfg over store (nil: no Vault). verify is
 // false for invoke and scenarios, which run without signatures.
 func (d *deps) handler(cfg *config.Config, store gateway.SecretStore, verify bool) *alexa.Handler {
+	return d.pipeline(cfg, store, verify, d.linker(cfg, store))
+}
+
+// pipeline wires the Alexa handler with the given account-linking flow
+// (nil: none).
+func (d *deps) pipeline(cfg *config.Config, store gateway.SecretStore, verify bool, l *linking.Linker) *alexa.Handler {
 	ttl := config.DefaultCacheTTL
 	if cfg.Vault != nil {
 		ttl = cfg.Vault.CacheTTL.D
 	}
-	eng := engine.New(cfg, engine.Options{
+	opts := engine.Options{
 		Caller:      d.client,
 		Credentials: auth.New(store, ttl),
 		Logger:      d.log,
-	})
+	}
+	if l != nil {
+		opts.Linker = l
+	}
+	eng := engine.New(cfg, opts)
 	h := &alexa.Handler{Engine: eng, Logger: d.log}
 	if verify {
 		vc := d.verify
@@ -50,10 +61,25 @@ func (d *deps) handler(cfg *config.Config, store gateway.SecretStore, verify boo
 	return h
 }
 
+// linker returns the account-linking flow, or nil without a secret store
+// to keep its codes and tokens in.
+func (d *deps) linker(cfg *config.Config, store gateway.SecretStore) *linking.Linker {
+	if store == nil {
+		return nil
+	}
+	l, err := linking.New(cfg, store, linking.Options{Logger: d.log})
+	if err != nil {
+		d.log.Error("account linking disabled", "error", err.Error())
+		return nil
+	}
+	return l
+}
+
 // runtime wires a server runtime for cfg.
 func (d *deps) runtime(cfg *config.Config, store gateway.SecretStore) *server.Runtime {
-	return &server.Runtime{
-		Alexa:        d.handler(cfg, store, cfg.Alexa.Verifying()),
+	l := d.linker(cfg, store)
+	rt := &server.Runtime{
+		Alexa:        d.pipeline(cfg, store, cfg.Alexa.Verifying(), l),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		Ready: func(ctx context.Context) error {
 			if r, ok := store.(interface{ Ready(context.Context) error }); ok {
@@ -62,6 +88,10 @@ func (d *deps) runtime(cfg *config.Config, store gateway.SecretStore) *server.Ru
 			return nil
 		},
 	}
+	if l != nil {
+		rt.Link = l
+	}
+	return rt
 }
 
 // store returns the secret store cfg names: nil without a vault section.
