@@ -10,6 +10,7 @@ import (
 	"github.com/voicegw/voicegw/gateway/config"
 	"github.com/voicegw/voicegw/gateway/engine"
 	"github.com/voicegw/voicegw/gateway/linking"
+	"github.com/voicegw/voicegw/gateway/metrics"
 	"github.com/voicegw/voicegw/gateway/server"
 	"github.com/voicegw/voicegw/gateway/upstream"
 	"github.com/voicegw/voicegw/gateway/vault"
@@ -18,8 +19,9 @@ import (
 // deps are the process-wide parts a runtime is built from; they outlive
 // configuration reloads.
 type deps struct {
-	log    *slog.Logger
-	client *upstream.Client
+	log     *slog.Logger
+	client  *upstream.Client
+	metrics *metrics.Metrics
 	// verify holds the roots and certificate fetcher of request
 	// verification; zero means the system roots and HTTPS downloads.
 	// Tests inject a test CA here; nothing else can skip a check.
@@ -27,7 +29,7 @@ type deps struct {
 }
 
 func newDeps(log *slog.Logger) *deps {
-	return &deps{log: log, client: upstream.New(upstream.DefaultOptions)}
+	return &deps{log: log, client: upstream.New(upstream.DefaultOptions), metrics: metrics.New()}
 }
 
 // handler wires the pipeline for cfg over store (nil: no Vault). verify is
@@ -53,6 +55,9 @@ func (d *deps) pipeline(cfg *config.Config, store gateway.SecretStore, verify bo
 	}
 	eng := engine.New(cfg, opts)
 	h := &alexa.Handler{Engine: eng, Logger: d.log}
+	if d.metrics != nil {
+		h.Observer = d.metrics
+	}
 	if verify {
 		vc := d.verify
 		vc.Tolerance = cfg.Alexa.TimestampTolerance.Or(config.DefaultTimestampTolerance)
@@ -112,5 +117,5 @@ func (d *deps) serveRuntime(cfg *config.Config) (*server.Runtime, error) {
 }
 
 func (d *deps) server(rt *server.Runtime) *server.Server {
-	return server.New(rt, nil, d.log)
+	return server.New(rt, d.metrics.Handler(), d.log)
 }

@@ -52,11 +52,14 @@ func (h *Handler) Serve(ctx context.Context, skill string, header http.Header, b
 	if log == nil {
 		log = slog.Default()
 	}
+	// known is the skill name once it is known to be configured; until
+	// then the URL's name is not trusted as a metric label.
+	known := ""
 	reject := func(status int, reason string, err error) (int, []byte) {
 		log.LogAttrs(ctx, slog.LevelWarn, "request rejected",
 			slog.Int("status", status), slog.String("reason", reason), slog.String("error", err.Error()))
 		if h.Observer != nil {
-			h.Observer.Observe(skill, status, reason, time.Since(start))
+			h.Observer.Observe(known, status, reason, time.Since(start))
 		}
 		msg, _ := json.Marshal(map[string]string{"error": err.Error()})
 		return status, msg
@@ -80,6 +83,7 @@ func (h *Handler) Serve(ctx context.Context, skill string, header http.Header, b
 	case errors.Is(err, gateway.ErrUnknownSkill):
 		return reject(http.StatusNotFound, "unknown skill", err)
 	case err != nil:
+		known = skill
 		return reject(http.StatusBadRequest, "application id", err)
 	}
 	turn.Skill = name
