@@ -26,6 +26,8 @@ type deps struct {
 	// verification; zero means the system roots and HTTPS downloads.
 	// Tests inject a test CA here; nothing else can skip a check.
 	verify alexa.VerifierConfig
+	// progress sends progressive responses; tests widen its Allow.
+	progress alexa.Progressive
 }
 
 func newDeps(log *slog.Logger) *deps {
@@ -48,6 +50,7 @@ func (d *deps) pipeline(cfg *config.Config, store gateway.SecretStore, verify bo
 	opts := engine.Options{
 		Caller:      d.client,
 		Credentials: auth.New(store, ttl),
+		Progress:    &d.progress,
 		Logger:      d.log,
 	}
 	if l != nil {

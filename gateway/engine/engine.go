@@ -38,15 +38,21 @@ type Linker interface {
 	Instructions(ctx context.Context, svc *config.Service, userID string) (string, error)
 }
 
+// Progress sends an intent's progressive speech while its calls run.
+type Progress interface {
+	Send(ctx context.Context, t *gateway.Turn, s gateway.Speech) error
+}
+
 // Engine runs turns against one loaded configuration. It is safe for
 // concurrent use.
 type Engine struct {
-	cfg     *config.Config
-	calls   Caller
-	creds   Credentials
-	linker  Linker
-	log     *slog.Logger
-	byAppID map[string]*config.Skill
+	cfg      *config.Config
+	calls    Caller
+	creds    Credentials
+	linker   Linker
+	progress Progress
+	log      *slog.Logger
+	byAppID  map[string]*config.Skill
 }
 
 // Options are the engine's collaborators.
@@ -54,18 +60,21 @@ type Options struct {
 	Caller      Caller
 	Credentials Credentials
 	Linker      Linker
-	Logger      *slog.Logger
+	// Progress may be nil: no progressive responses.
+	Progress Progress
+	Logger   *slog.Logger
 }
 
 // New returns an engine for cfg.
 func New(cfg *config.Config, opts Options) *Engine {
 	e := &Engine{
-		cfg:     cfg,
-		calls:   opts.Caller,
-		creds:   opts.Credentials,
-		linker:  opts.Linker,
-		log:     opts.Logger,
-		byAppID: map[string]*config.Skill{},
+		cfg:      cfg,
+		calls:    opts.Caller,
+		creds:    opts.Credentials,
+		linker:   opts.Linker,
+		progress: opts.Progress,
+		log:      opts.Logger,
+		byAppID:  map[string]*config.Skill{},
 	}
 	if e.log == nil {
 		e.log = slog.Default()

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/tidwall/gjson"
 
@@ -118,8 +119,11 @@ func (r *run) respond(c *config.Compiled) *gateway.Reply {
 			return reply
 		}
 	}
-	if err := r.runCalls(c); err != nil {
-		return r.fail(c, err)
+	stop := r.progressive(c)
+	te := r.runCalls(c)
+	stop()
+	if te != nil {
+		return r.fail(c, te)
 	}
 	reply := &gateway.Reply{EndSession: c.EndSession, Session: r.session()}
 	var err error
@@ -151,6 +155,28 @@ func (r *run) respond(c *config.Compiled) *gateway.Reply {
 		reply.Session[s.Name] = v
 	}
 	return reply
+}
+
+// progressive arranges for the intent's progressive speech to be sent
+// when its calls have not finished after server.progressive_after; the
+// returned function cancels it once they have.
+func (r *run) progressive(c *config.Compiled) (stop func()) {
+	if c.Progressive == nil || len(c.Calls) == 0 || r.e.progress == nil || r.turn.APIEndpoint == "" {
+		return func() {}
+	}
+	// Rendered now: the calls write to the data while they run.
+	sp, err := r.speak(c.Progressive)
+	if err != nil {
+		r.e.log.Warn("progressive speech failed", "skill", r.skill.Name, "error", err.Error())
+		return func() {}
+	}
+	after := r.e.cfg.Server.ProgressiveAfter.Or(config.DefaultProgressiveAfter)
+	t := time.AfterFunc(after, func() {
+		if err := r.e.progress.Send(r.ctx, r.turn, sp); err != nil {
+			r.e.log.Warn("progressive response failed", "skill", r.skill.Name, "error", err.Error())
+		}
+	})
+	return func() { t.Stop() }
 }
 
 // dialog elicits a missing required slot and asks for confirmation; it
