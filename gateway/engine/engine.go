@@ -129,7 +129,7 @@ func (e *Engine) Turn(ctx context.Context, t *gateway.Turn) *gateway.Reply {
 		slog.String("intent", t.Intent),
 		slog.Int("status", r.status),
 		slog.String("outcome", r.outcome()),
-		slog.Duration("took", time.Since(start)),
+		slog.Float64("ms", float64(time.Since(start).Microseconds())/1000),
 	)
 	return reply
 }
