@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -152,7 +153,10 @@ func CertURL(raw string) (string, error) {
 	if !strings.HasPrefix(clean, "/echo.api/") {
 		return "", verifyErr("certificate URL path is not under /echo.api/")
 	}
-	return "https://s3.amazonaws.com" + clean, nil
+	// Re-escape the decoded path, so that a %3F, %23 or %25 in it stays
+	// part of the path instead of becoming a query, a fragment or an
+	// invalid escape.
+	return (&url.URL{Scheme: "https", Host: "s3.amazonaws.com", Path: clean}).String(), nil
 }
 
 // key returns the verified signing key for certURL, from the cache while
@@ -171,7 +175,7 @@ func (v *Verifier) key(ctx context.Context, certURL string) (*rsa.PublicKey, err
 		if err != nil {
 			return nil, verifyErr("certificate download failed: %v", err)
 		}
-		leaf, err := v.verifyChain(pem, now)
+		leaf, until, err := v.verifyChain(pem, now)
 		if err != nil {
 			return nil, err
 		}
@@ -181,7 +185,7 @@ func (v *Verifier) key(ctx context.Context, certURL string) (*rsa.PublicKey, err
 		}
 		v.mu.Lock()
 		v.cache[certURL] = pub
-		v.until[certURL] = leaf.NotAfter
+		v.until[certURL] = until
 		v.mu.Unlock()
 		return pub, nil
 	})
@@ -192,8 +196,9 @@ func (v *Verifier) key(ctx context.Context, certURL string) (*rsa.PublicKey, err
 }
 
 // verifyChain parses a PEM chain (leaf first) and verifies it to the roots
-// at now, with echo-api.amazon.com in the leaf's SANs.
-func (v *Verifier) verifyChain(data []byte, now time.Time) (*x509.Certificate, error) {
+// at now, with echo-api.amazon.com in the leaf's SANs. It returns the leaf
+// and when the verified chain stops being valid (its earliest NotAfter).
+func (v *Verifier) verifyChain(data []byte, now time.Time) (*x509.Certificate, time.Time, error) {
 	var certs []*x509.Certificate
 	for {
 		var block *pem.Block
@@ -206,16 +211,16 @@ func (v *Verifier) verifyChain(data []byte, now time.Time) (*x509.Certificate, e
 		}
 		c, err := x509.ParseCertificate(block.Bytes)
 		if err != nil {
-			return nil, verifyErr("certificate does not parse")
+			return nil, time.Time{}, verifyErr("certificate does not parse")
 		}
 		certs = append(certs, c)
 	}
 	if len(certs) == 0 {
-		return nil, verifyErr("no certificate in the chain")
+		return nil, time.Time{}, verifyErr("no certificate in the chain")
 	}
 	leaf := certs[0]
 	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
-		return nil, verifyErr("certificate is not valid now")
+		return nil, time.Time{}, verifyErr("certificate is not valid now")
 	}
 	inter := x509.NewCertPool()
 	for _, c := range certs[1:] {
@@ -228,14 +233,31 @@ func (v *Verifier) verifyChain(data []byte, now time.Time) (*x509.Certificate, e
 		CurrentTime:   now,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	}
-	if _, err := leaf.Verify(opts); err != nil {
+	// Exactly the name: Verify alone would also accept a wildcard.
+	if !slices.ContainsFunc(leaf.DNSNames, func(n string) bool { return strings.EqualFold(n, certSAN) }) {
+		return nil, time.Time{}, verifyErr("certificate does not name %s in its SANs", certSAN)
+	}
+	chains, err := leaf.Verify(opts)
+	if err != nil {
 		var host x509.HostnameError
 		if errors.As(err, &host) {
-			return nil, verifyErr("certificate does not name %s in its SANs", certSAN)
+			return nil, time.Time{}, verifyErr("certificate does not name %s in its SANs", certSAN)
 		}
-		return nil, verifyErr("certificate chain does not verify: %v", err)
+		return nil, time.Time{}, verifyErr("certificate chain does not verify: %v", err)
 	}
-	return leaf, nil
+	var until time.Time
+	for _, chain := range chains {
+		end := chain[0].NotAfter
+		for _, c := range chain[1:] {
+			if c.NotAfter.Before(end) {
+				end = c.NotAfter
+			}
+		}
+		if end.After(until) {
+			until = end
+		}
+	}
+	return leaf, until, nil
 }
 
 type httpFetcher struct{ client *http.Client }
