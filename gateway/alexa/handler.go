@@ -61,7 +61,13 @@ func (h *Handler) Serve(ctx context.Context, skill string, header http.Header, b
 		if h.Observer != nil {
 			h.Observer.Observe(known, status, reason, time.Since(start))
 		}
-		msg, _ := json.Marshal(map[string]string{"error": err.Error()})
+		// What was wrong with the client's own envelope is said; the
+		// detail of a failed verification is only logged.
+		text := err.Error()
+		if reason != "envelope" {
+			text = reason + " check failed"
+		}
+		msg, _ := json.Marshal(map[string]string{"error": text})
 		return status, msg
 	}
 	if h.Verifier != nil {

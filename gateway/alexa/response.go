@@ -55,7 +55,9 @@ type outEnvelope struct {
 // Encode renders a reply as an Alexa response. Speech over MaxSpeech is cut
 // at a sentence (else word) boundary and, when the reply has no card, the
 // whole text goes to a Simple card; the card and then the session
-// attributes are shortened until the response fits in MaxResponse bytes.
+// attributes are shortened, then the reprompt is dropped and the speech cut
+// further, until the response fits in MaxResponse bytes. SSML loses the
+// characters XML cannot carry.
 func Encode(r *gateway.Reply) []byte {
 	env := outEnvelope{Version: "1.0"}
 	if r.Empty {
@@ -100,13 +102,27 @@ func Encode(r *gateway.Reply) []byte {
 			}
 		case env.SessionAttributes != nil:
 			env.SessionAttributes = nil
-		default:
+		case env.Response.Reprompt != nil:
 			// Speech and reprompt alone are within 2 x 8,000 characters of
 			// at most 4 bytes each, plus JSON escaping: drop the reprompt.
-			if env.Response.Reprompt == nil {
+			env.Response.Reprompt = nil
+		default:
+			// 8,000 characters of speech can still be over the limit
+			// (multi-byte or JSON-escaped characters): cut it further, as
+			// plain text, by at least one character per 6 bytes over.
+			sp := env.Response.OutputSpeech
+			if sp == nil {
 				return b
 			}
-			env.Response.Reprompt = nil
+			text := sp.Text
+			if sp.Type == "SSML" {
+				text = stripSSML(sp.SSML)
+			}
+			keep := utf8.RuneCountInString(text) - (len(b)-MaxResponse+5)/6 - 1
+			if keep < 0 {
+				keep = 0
+			}
+			env.Response.OutputSpeech = &outSpeech{Type: "PlainText", Text: cutText(text, keep)}
 		}
 		b, _ = json.Marshal(env)
 	}
@@ -116,6 +132,9 @@ func Encode(r *gateway.Reply) []byte {
 // limitSpeech returns the Alexa speech, the full plain text, and whether
 // the speech was cut.
 func limitSpeech(s gateway.Speech) (*outSpeech, string, bool) {
+	if s.SSML {
+		s.Text = xmlChars(s.Text)
+	}
 	if !s.SSML {
 		if utf8.RuneCountInString(s.Text) <= MaxSpeech {
 			return &outSpeech{Type: "PlainText", Text: s.Text}, s.Text, false
@@ -131,6 +150,24 @@ func limitSpeech(s gateway.Speech) (*outSpeech, string, bool) {
 		return &outSpeech{Type: "PlainText", Text: plain}, plain, true
 	}
 	return &outSpeech{Type: "PlainText", Text: cutText(plain, MaxSpeech)}, plain, true
+}
+
+// xmlChars drops the characters XML 1.0 cannot carry (C0 controls but tab,
+// CR and LF; U+FFFE, U+FFFF; surrogates), with which Alexa rejects SSML.
+func xmlChars(s string) string {
+	bad := func(r rune) bool {
+		return !(r == '\t' || r == '\n' || r == '\r' || (r >= 0x20 && r <= 0xD7FF) ||
+			(r >= 0xE000 && r <= 0xFFFD) || (r >= 0x10000 && r <= 0x10FFFF))
+	}
+	if strings.IndexFunc(s, bad) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if bad(r) {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 var tagRe = regexp.MustCompile(`<[^>]*>`)

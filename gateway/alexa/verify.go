@@ -31,6 +31,13 @@ const (
 // certSAN is the name Alexa's signing certificate must carry in its SANs.
 const certSAN = "echo-api.amazon.com"
 
+// fetchTimeout bounds a certificate download; failureTTL is how long a
+// failed download is not retried.
+const (
+	fetchTimeout = 3 * time.Second
+	failureTTL   = time.Minute
+)
+
 // maxCertBytes caps a downloaded certificate chain.
 const maxCertBytes = 64 << 10
 
@@ -63,6 +70,9 @@ type Verifier struct {
 	mu    sync.Mutex
 	cache map[string]*rsa.PublicKey
 	until map[string]time.Time
+	// failed remembers failed downloads for failureTTL, so that forged
+	// URLs cannot make the gateway download again and again.
+	failed map[string]time.Time
 	group singleflight.Group
 }
 
@@ -80,7 +90,7 @@ func NewVerifier(cfg VerifierConfig) *Verifier {
 	if cfg.Tolerance <= 0 {
 		cfg.Tolerance = 150 * time.Second
 	}
-	return &Verifier{cfg: cfg, cache: map[string]*rsa.PublicKey{}, until: map[string]time.Time{}}
+	return &Verifier{cfg: cfg, cache: map[string]*rsa.PublicKey{}, until: map[string]time.Time{}, failed: map[string]time.Time{}}
 }
 
 func verifyErr(format string, args ...any) error {
@@ -170,9 +180,25 @@ func (v *Verifier) key(ctx context.Context, certURL string) (*rsa.PublicKey, err
 	if ok && now.Before(until) {
 		return pub, nil
 	}
+	v.mu.Lock()
+	failedAt, failed := v.failed[certURL]
+	v.mu.Unlock()
+	if failed && now.Sub(failedAt) < failureTTL {
+		return nil, verifyErr("certificate download failed recently")
+	}
 	res, err, _ := v.group.Do(certURL, func() (any, error) {
-		pem, err := v.cfg.Fetcher.Fetch(ctx, certURL)
+		// The download is shared by every request waiting for this URL, so
+		// it must not end when the first of them is cancelled.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+		defer cancel()
+		pem, err := v.cfg.Fetcher.Fetch(fctx, certURL)
 		if err != nil {
+			v.mu.Lock()
+			if len(v.failed) > 1000 {
+				v.failed = map[string]time.Time{}
+			}
+			v.failed[certURL] = now
+			v.mu.Unlock()
 			return nil, verifyErr("certificate download failed: %v", err)
 		}
 		leaf, until, err := v.verifyChain(pem, now)

@@ -390,8 +390,10 @@ func (r *run) request(ctx context.Context, cc *config.CompiledCall, cred *auth.C
 	if err != nil {
 		return nil, fmt.Errorf("%w: path: %v", ErrTemplate, err)
 	}
+	// %2E is an unreserved character, so servers that normalize the path
+	// (RFC 3986 6.2.2) read %2E%2E as "..": refuse those segments too.
 	for _, seg := range strings.Split(path, "/") {
-		if seg == "." || seg == ".." {
+		if dec, _ := url.PathUnescape(seg); dec == "." || dec == ".." {
 			return nil, fmt.Errorf("%s: rendered path has a dot segment", svc.Name)
 		}
 	}

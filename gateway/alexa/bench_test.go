@@ -1,0 +1,105 @@
+package alexa_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+)
+
+const benchConfig = `
+version: 1
+alexa:
+  verify: false
+services:
+  quotes:
+    base_url: ${VOICEGW_TEST_UPSTREAM}
+    timeout: 2s
+skills:
+  stocks:
+    application_id: amzn1.ask.skill.bench
+    intents:
+      GetQuote:
+        samples: ["quote {Symbol}"]
+        slots:
+          Symbol: { type: AMAZON.SearchQuery, required: true }
+        call:
+          service: quotes
+          path: /v1/quote/{{ .slots.Symbol }}
+          query: { range: 1d }
+          extract:
+            name: data.name
+            price: { path: data.price, required: true }
+        say: "{{ .name }} is trading at {{ .price }} dollars."
+`
+
+const benchAnswer = `{"data":{"name":"Amazon","price":123.45,"currency":"USD"}}`
+
+// BenchmarkTurn is one full turn through alexa.Handler.Serve: decode the
+// envelope, run the engine, one GET to an httptest upstream answering a
+// small JSON, extract, render and encode.
+func BenchmarkTurn(b *testing.B) {
+	MustUpstream(b, jsonHandler(http.StatusOK, benchAnswer))
+	h := MustPipeline(b, benchConfig, nil)
+	body := buildIntent("amzn1.ask.skill.bench", "GetQuote", map[string]string{"Symbol": "AMZN"})
+	ctx := context.Background()
+	if r := mustServe(b, h, body); r.Speech() != "Amazon is trading at 123.45 dollars." {
+		b.Fatalf("speech %q", r.Speech())
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if status, _ := h.Serve(ctx, "", nil, body); status != http.StatusOK {
+			b.Fatalf("status %d", status)
+		}
+	}
+}
+
+// BenchmarkDirectUpstream is BenchmarkTurn's upstream request made
+// directly with net/http over a transport tuned like upstream.New's, with
+// a per-call timeout and a capped body read: BenchmarkTurn minus this is
+// the gateway's overhead.
+func BenchmarkDirectUpstream(b *testing.B) {
+	up := MustUpstream(b, jsonHandler(http.StatusOK, benchAnswer))
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          4 * 256,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	url := up.URL + "/v1/quote/AMZN?range=1d"
+	call := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, http.NoBody)
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Accept", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, err = io.ReadAll(io.LimitReader(resp.Body, 1<<20+1))
+		return err
+	}
+	if err := call(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := call(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
