@@ -186,16 +186,7 @@ func (r *run) dialog(c *config.Compiled) *gateway.Reply {
 		if !s.Required || r.turn.Slots[s.Name].Text() != "" {
 			continue
 		}
-		sp, err := r.speak(s.Prompt)
-		if err != nil {
-			return r.fail(c, r.templateError(err))
-		}
-		return &gateway.Reply{
-			Speech:     sp,
-			Reprompt:   &sp,
-			Session:    r.session(),
-			Directives: []gateway.Directive{{Type: "Dialog.ElicitSlot", Slot: s.Name}},
-		}
+		return r.ask(c, s.Prompt, gateway.Directive{Type: "Dialog.ElicitSlot", Slot: s.Name})
 	}
 	if c.Confirm == nil {
 		return nil
@@ -206,16 +197,17 @@ func (r *run) dialog(c *config.Compiled) *gateway.Reply {
 	case gateway.ConfirmDenied:
 		return &gateway.Reply{Speech: gateway.Speech{Text: "Okay."}, EndSession: true, Session: r.session()}
 	}
-	sp, err := r.speak(c.Confirm)
+	return r.ask(c, c.Confirm, gateway.Directive{Type: "Dialog.ConfirmIntent"})
+}
+
+// ask speaks a dialog question (also as the reprompt) with its directive;
+// the session stays open.
+func (r *run) ask(c *config.Compiled, question *config.Speech, d gateway.Directive) *gateway.Reply {
+	sp, err := r.speak(question)
 	if err != nil {
 		return r.fail(c, r.templateError(err))
 	}
-	return &gateway.Reply{
-		Speech:     sp,
-		Reprompt:   &sp,
-		Session:    r.session(),
-		Directives: []gateway.Directive{{Type: "Dialog.ConfirmIntent"}},
-	}
+	return &gateway.Reply{Speech: sp, Reprompt: &sp, Session: r.session(), Directives: []gateway.Directive{d}}
 }
 
 // newData builds the template data of SPEC 3.1. Every session attribute a
