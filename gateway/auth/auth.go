@@ -177,6 +177,14 @@ func (p *Provider) read(ctx context.Context, path string) (*gateway.Entry, strin
 		return c.entry, path, nil
 	}
 	v, err, _ := p.group.Do(path, func() (any, error) {
+		// A read that finished between the cache check above and this
+		// flight has cached the entry already: one read per path and ttl.
+		p.mu.Lock()
+		fresh, hit := p.cache[path]
+		p.mu.Unlock()
+		if hit && p.now().Sub(fresh.at) < p.ttl {
+			return fresh.entry, nil
+		}
 		e, err := p.store.Read(ctx, path)
 		if err != nil {
 			return nil, err
