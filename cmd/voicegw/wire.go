@@ -49,7 +49,7 @@ func (d *deps) pipeline(cfg *config.Config, store gateway.SecretStore, verify bo
 	}
 	opts := engine.Options{
 		Caller:      d.client,
-		Credentials: auth.New(store, ttl),
+		Credentials: auth.New(store, ttl).WithLogger(d.log),
 		Progress:    &d.progress,
 		Logger:      d.log,
 	}

@@ -73,7 +73,7 @@ type Verifier struct {
 	// failed remembers failed downloads for failureTTL, so that forged
 	// URLs cannot make the gateway download again and again.
 	failed map[string]time.Time
-	group singleflight.Group
+	group  singleflight.Group
 }
 
 // NewVerifier returns a verifier for cfg.

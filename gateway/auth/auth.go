@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync"
 	"time"
@@ -24,6 +25,10 @@ var (
 	// ErrVault: the secret store could not be read and nothing usable is cached.
 	ErrVault = errors.New("secret store unavailable")
 )
+
+// ReadTimeout bounds one secret store read, so that a hanging Vault costs
+// a turn at most this much before stale or error speech.
+const ReadTimeout = 2 * time.Second
 
 // Credential is what a call carries.
 type Credential struct {
@@ -45,6 +50,7 @@ type Provider struct {
 
 	// httpClient calls token endpoints (nil: http.DefaultClient).
 	httpClient *http.Client
+	log        *slog.Logger
 
 	mu    sync.Mutex
 	cache map[string]cached
@@ -61,7 +67,13 @@ func New(store gateway.SecretStore, ttl time.Duration) *Provider {
 	if ttl <= 0 {
 		ttl = config.DefaultCacheTTL
 	}
-	return &Provider{store: store, ttl: ttl, now: time.Now, cache: map[string]cached{}}
+	return &Provider{store: store, ttl: ttl, now: time.Now, cache: map[string]cached{}, log: slog.Default()}
+}
+
+// WithLogger sets the logger for failures that do not fail the turn.
+func (p *Provider) WithLogger(l *slog.Logger) *Provider {
+	p.log = l
+	return p
 }
 
 // WithHTTPClient sets the client for OAuth2 token endpoints.
@@ -110,9 +122,16 @@ func (p *Provider) Get(ctx context.Context, svc *config.Service, turn *gateway.T
 		if err != nil {
 			return nil, err
 		}
-		if expiring(e, p.now()) && p.store != nil {
-			if e, err = p.refresh(ctx, svc, path, e); err != nil {
+		if expiring(e, p.now()) && refreshable(svc, e) {
+			fresh, err := p.refresh(ctx, svc, path, e)
+			switch {
+			case err == nil:
+				e = fresh
+			case expired(e, p.now()) || errors.Is(err, ErrUnlinked):
 				return nil, err
+			default:
+				// The token endpoint or Vault failed, but the token still
+				// works for a little while: use it.
 			}
 		}
 		return linkedCredential(e, path)
@@ -149,7 +168,7 @@ func (p *Provider) Rejected(ctx context.Context, svc *config.Service, turn *gate
 	if fresh.Token != cred.Token {
 		return fresh, nil
 	}
-	if svc.Auth.Type != config.AuthLinked || svc.OAuth2 == nil || fresh.Fields[FieldRefreshToken] == "" {
+	if svc.Auth.Type != config.AuthLinked || !refreshable(svc, &gateway.Entry{Data: fresh.Fields}) {
 		return nil, nil
 	}
 	e, err := p.refresh(ctx, svc, cred.path, &gateway.Entry{Data: fresh.Fields, Version: fresh.version})
@@ -185,7 +204,11 @@ func (p *Provider) read(ctx context.Context, path string) (*gateway.Entry, strin
 		if hit && p.now().Sub(fresh.at) < p.ttl {
 			return fresh.entry, nil
 		}
-		e, err := p.store.Read(ctx, path)
+		// The read is shared: it must not fail because the first caller's
+		// turn ended, and a hanging Vault must leave the turn time to answer.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ReadTimeout)
+		defer cancel()
+		e, err := p.store.Read(rctx, path)
 		if err != nil {
 			return nil, err
 		}
@@ -205,6 +228,9 @@ func (p *Provider) read(ctx context.Context, path string) (*gateway.Entry, strin
 	}
 	if ok && now.Sub(c.at) < 10*p.ttl {
 		return c.entry, path, nil
+	}
+	if ctx.Err() != nil {
+		return nil, path, fmt.Errorf("read %s: %w", path, ctx.Err())
 	}
 	return nil, path, fmt.Errorf("read %s: %v: %w", path, err, ErrVault)
 }

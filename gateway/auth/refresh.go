@@ -47,6 +47,18 @@ func expiring(e *gateway.Entry, now time.Time) bool {
 	return t.Sub(now) < refreshSkew
 }
 
+// expired reports whether a linked entry's token has expired.
+func expired(e *gateway.Entry, now time.Time) bool {
+	t, err := time.Parse(time.RFC3339, e.Data[FieldExpiresAt].Reveal())
+	return err == nil && !now.Before(t)
+}
+
+// refreshable reports whether a linked token can be refreshed: the service
+// has oauth2 and the entry a refresh token.
+func refreshable(svc *config.Service, e *gateway.Entry) bool {
+	return svc.OAuth2 != nil && e.Data[FieldRefreshToken] != ""
+}
+
 func locked(e *gateway.Entry, now time.Time) bool {
 	raw := e.Data[fieldRefreshLock].Reveal()
 	if raw == "" {
@@ -72,7 +84,7 @@ func (p *Provider) refresh(ctx context.Context, svc *config.Service, path string
 }
 
 func (p *Provider) refreshOnce(ctx context.Context, svc *config.Service, path string, seen *gateway.Entry) (*gateway.Entry, error) {
-	if svc.OAuth2 == nil || seen.Data[FieldRefreshToken] == "" {
+	if !refreshable(svc, seen) {
 		return nil, ErrUnlinked
 	}
 	cur, err := p.store.Read(ctx, path)
@@ -124,7 +136,16 @@ func (p *Provider) refreshOnce(ctx context.Context, svc *config.Service, path st
 		return e, nil
 	}
 	if err != nil {
-		return nil, storeError(path, err)
+		if rerr != nil {
+			return nil, rerr
+		}
+		// The provider issued a token but Vault would not take it: use it
+		// here rather than lose it; other replicas refresh again once the
+		// lock expires.
+		p.log.Error("refreshed token not stored", "path", path, "error", err.Error())
+		e := &gateway.Entry{Data: next, Version: lockVersion}
+		p.remember(path, e)
+		return e, nil
 	}
 	if rerr != nil {
 		return nil, rerr

@@ -326,6 +326,8 @@ func credentialError(svc *config.Service, err error) *turnError {
 		return &turnError{kind: kindUnlinked, service: svc, err: fmt.Errorf("%s: %w", svc.Name, err)}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return &turnError{kind: kindTimeout, service: svc, err: fmt.Errorf("%s credential: %w", svc.Name, err)}
+	case errors.Is(err, auth.ErrRefresh):
+		return &turnError{kind: kindDefault, service: svc, err: err}
 	}
 	return &turnError{kind: kindVault, service: svc, err: fmt.Errorf("%s credential: %w", svc.Name, err)}
 }
