@@ -6,14 +6,14 @@
 package alexa
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/voicegw/voicegw/gateway"
 )
@@ -224,58 +224,35 @@ func parseTimestamp(raw json.RawMessage) (time.Time, error) {
 // deeper than maxDepth and duplicate object keys (which could make two
 // parsers disagree about what a request says).
 func checkJSON(body []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	type frame struct {
-		obj  bool
-		keys map[string]bool
-		key  bool // next string token is a key
+	if !gjson.ValidBytes(body) {
+		return errors.New("not JSON")
 	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			if errors.Is(err, io.EOF) && len(stack) == 0 {
-				return nil
-			}
-			return errors.New("not JSON")
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		isKey := top != nil && top.obj && top.key
-		switch v := tok.(type) {
-		case json.Delim:
-			switch v {
-			case '{', '[':
-				if top != nil && top.obj {
-					top.key = true
-				}
-				if len(stack) >= maxDepth {
-					return errors.New("nested too deeply")
-				}
-				stack = append(stack, &frame{obj: v == '{', keys: map[string]bool{}, key: v == '{'})
-				continue
-			case '}', ']':
-				stack = stack[:len(stack)-1]
-				if len(stack) > 0 && stack[len(stack)-1].obj {
-					stack[len(stack)-1].key = true
-				}
-				continue
-			}
-		case string:
-			if isKey {
-				if top.keys[v] {
-					return errors.New("duplicate key")
-				}
-				top.keys[v] = true
-				top.key = false
-				continue
-			}
-		}
-		if top != nil && top.obj {
-			top.key = true
-		}
+	return checkValue(gjson.ParseBytes(body), 0)
+}
+
+func checkValue(v gjson.Result, depth int) error {
+	if !v.IsObject() && !v.IsArray() {
+		return nil
 	}
+	if depth >= maxDepth {
+		return errors.New("nested too deeply")
+	}
+	var err error
+	var keys []string // objects are small: a linear scan beats a map
+	obj := v.IsObject()
+	v.ForEach(func(k, val gjson.Result) bool {
+		if obj {
+			key := k.String()
+			for _, seen := range keys {
+				if seen == key {
+					err = errors.New("duplicate key")
+					return false
+				}
+			}
+			keys = append(keys, key)
+		}
+		err = checkValue(val, depth+1)
+		return err == nil
+	})
+	return err
 }
