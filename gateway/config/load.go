@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"regexp"
 	"sort"
 	"strconv"
@@ -145,6 +146,21 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 
 var lineRe = regexp.MustCompile(`line (\d+)(?:, column (\d+))?: (.*)`)
 
+// parserErrors are yaml.v3's parser (not scanner) errors, whose "line N"
+// counts from 0 where every other message counts from 1.
+var parserErrors = map[string]bool{
+	"did not find expected <document start>": true,
+	"did not find expected node content":     true,
+	"did not find expected key":              true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found duplicate %TAG directive":         true,
+	"found undefined tag handle":             true,
+}
+
 func syntaxProblem(file string, err error) *Problem {
 	p := &Problem{File: file, Line: 1, Col: 1, Msg: err.Error()}
 	if m := lineRe.FindStringSubmatch(err.Error()); m != nil {
@@ -153,12 +169,18 @@ func syntaxProblem(file string, err error) *Problem {
 			p.Col, _ = strconv.Atoi(m[2])
 		}
 		p.Msg = m[3]
+		if parserErrors[p.Msg] {
+			p.Line++
+		}
+	} else {
+		p.Msg = strings.TrimPrefix(p.Msg, "yaml: ")
 	}
 	return p
 }
 
 var (
-	unknownFieldRe = regexp.MustCompile(`^field (\S+) not found in type`)
+	unknownFieldRe = regexp.MustCompile(`^field (\S+) not found in type (\S+)`)
+	duplicateRe    = regexp.MustCompile(`^mapping key ("(?:[^"\\]|\\.)*") already defined at line \d+$`)
 	cannotRe       = regexp.MustCompile("^cannot unmarshal (!!\\w+) (?:`(.*)` )?into (.+)$")
 )
 
@@ -173,27 +195,39 @@ func (ck *checker) decodeProblem(msg string) {
 	line, _ := strconv.Atoi(m[1])
 	text := m[3]
 	if f := unknownFieldRe.FindStringSubmatch(text); f != nil {
-		if e := ck.idx.keyAt(line, f[1]); e != nil {
+		if e := ck.idx.keyAt(line, f[1], f[2]); e != nil {
 			ck.add(&Problem{Line: e.key.Line, Col: e.key.Column, Path: e.path, Msg: "unknown key"})
 			return
 		}
 		ck.add(&Problem{Line: line, Col: 1, Msg: fmt.Sprintf("unknown key %q", f[1])})
 		return
 	}
+	if d := duplicateRe.FindStringSubmatch(text); d != nil {
+		if name, err := strconv.Unquote(d[1]); err == nil {
+			if e := ck.idx.duplicateAt(line, name); e != nil {
+				ck.add(&Problem{Line: e.key.Line, Col: e.key.Column, Path: e.path, Msg: text})
+				return
+			}
+		}
+	}
 	var kind yaml.Kind
+	var value, goType string
 	if c := cannotRe.FindStringSubmatch(text); c != nil {
 		switch c[1] {
 		case "!!seq":
 			kind = yaml.SequenceNode
 		case "!!map":
 			kind = yaml.MappingNode
+		default:
+			kind = yaml.ScalarNode
 		}
+		value, goType = c[2], c[3]
 		text = fmt.Sprintf("expected %s, got %s", goTypeName(c[3]), yamlKind(c[1]))
 		if c[2] != "" {
 			text += fmt.Sprintf(" %q", c[2])
 		}
 	}
-	if e := ck.idx.valueAt(line, kind); e != nil {
+	if e := ck.idx.valueAt(line, kind, value, goType); e != nil {
 		ck.add(&Problem{Line: e.value.Line, Col: e.value.Column, Path: e.path, Msg: text})
 		return
 	}
@@ -239,6 +273,11 @@ type entry struct {
 	path  string
 	key   *yaml.Node
 	value *yaml.Node
+	// typ is the Go type the value decodes into and parent that of the
+	// mapping or list holding it, pointers removed; nil where unknown.
+	typ, parent reflect.Type
+	// reported is set once a decode error has been placed here.
+	reported bool
 }
 
 // index maps key paths to their YAML nodes, to give every problem a
@@ -254,25 +293,70 @@ func newIndex(doc *yaml.Node) *index {
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
 		idx.root = doc.Content[0]
 	}
-	idx.walk("", nil, idx.root)
+	idx.walk("", nil, idx.root, reflect.TypeOf(Config{}), nil)
 	return idx
 }
 
-func (idx *index) walk(path string, key, n *yaml.Node) {
-	e := &entry{path: path, key: key, value: n}
+func (idx *index) walk(path string, key, n *yaml.Node, typ, parent reflect.Type) {
+	typ = deref(typ)
+	e := &entry{path: path, key: key, value: n, typ: typ, parent: parent}
 	idx.byPath[path] = e
 	idx.all = append(idx.all, e)
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i]
-			idx.walk(join(path, k.Value), k, n.Content[i+1])
+			idx.walk(join(path, k.Value), k, n.Content[i+1], childType(typ, k.Value), typ)
 		}
 	case yaml.SequenceNode:
+		var elem reflect.Type
+		if typ != nil && (typ.Kind() == reflect.Slice || typ.Kind() == reflect.Array) {
+			elem = typ.Elem()
+		}
 		for i, c := range n.Content {
-			idx.walk(fmt.Sprintf("%s[%d]", path, i), nil, c)
+			idx.walk(fmt.Sprintf("%s[%d]", path, i), nil, c, elem, typ)
 		}
 	}
+}
+
+var nodeType = reflect.TypeOf(yaml.Node{})
+
+func deref(t reflect.Type) reflect.Type {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t
+}
+
+// childType is the Go type of key in a mapping decoded into t.
+func childType(t reflect.Type, key string) reflect.Type {
+	switch {
+	case t == nil || t == nodeType:
+		return nil
+	case t.Kind() == reflect.Map:
+		return t.Elem()
+	case t.Kind() == reflect.Struct:
+		return fieldType(t, key)
+	}
+	return nil
+}
+
+func fieldType(t reflect.Type, key string) reflect.Type {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case opts == "inline":
+			if ft := fieldType(deref(f.Type), key); ft != nil {
+				return ft
+			}
+		case name == key:
+			return f.Type
+		case name == "" && strings.ToLower(f.Name) == key:
+			return f.Type
+		}
+	}
+	return nil
 }
 
 func join(path, key string) string {
@@ -282,25 +366,70 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-func (idx *index) keyAt(line int, name string) *entry {
+// keyAt returns the first key name on line, in a mapping of Go type
+// parent, that no decode error was placed at yet (yaml.v3 reports in
+// document order).
+func (idx *index) keyAt(line int, name, parent string) *entry {
+	var loose *entry
 	for _, e := range idx.all {
-		if e.key != nil && e.key.Line == line && e.key.Value == name {
+		if e.key == nil || e.key.Line != line || e.key.Value != name || e.reported {
+			continue
+		}
+		if e.parent != nil && e.parent.String() == parent {
+			e.reported = true
 			return e
 		}
+		if loose == nil {
+			loose = e
+		}
+	}
+	if loose != nil {
+		loose.reported = true
+	}
+	return loose
+}
+
+// duplicateAt returns the repeated key name on line: one whose path an
+// earlier key has already.
+func (idx *index) duplicateAt(line int, name string) *entry {
+	seen := map[string]bool{}
+	for _, e := range idx.all {
+		if e.key != nil && e.key.Line == line && e.key.Value == name && seen[e.path] && !e.reported {
+			e.reported = true
+			return e
+		}
+		seen[e.path] = true
 	}
 	return nil
 }
 
-// valueAt returns the deepest entry whose value starts on line (and is
-// of kind, when kind is not 0).
-func (idx *index) valueAt(line int, kind yaml.Kind) *entry {
+// valueAt returns the entry whose value starts on line, is of kind (when
+// not 0) and decodes into goType from the text value (as yaml.v3 quotes
+// it, cut to 7 characters and "..."). Without such an entry it falls back
+// to the deepest one on line of kind.
+func (idx *index) valueAt(line int, kind yaml.Kind, value, goType string) *entry {
 	var found *entry
 	for _, e := range idx.all {
-		if e.value.Line == line && e.path != "" && (kind == 0 || e.value.Kind == kind) {
-			found = e
+		if e.value.Line != line || e.path == "" || kind != 0 && e.value.Kind != kind {
+			continue
 		}
+		if !e.reported && goType != "" && e.typ != nil && e.typ.String() == goType && sameText(e.value, value) {
+			e.reported = true
+			return e
+		}
+		found = e
 	}
 	return found
+}
+
+func sameText(n *yaml.Node, quoted string) bool {
+	if n.Kind != yaml.ScalarNode || quoted == "" {
+		return true
+	}
+	if len(quoted) == 10 && strings.HasSuffix(quoted, "...") {
+		return strings.HasPrefix(n.Value, quoted[:7])
+	}
+	return n.Value == quoted
 }
 
 // pos returns the position of path's value, or of the nearest ancestor

@@ -53,9 +53,6 @@ func (ck *checker) validate(cfg *Config) {
 	ck.server(cfg)
 	ck.alexa(cfg)
 	ck.vault(cfg)
-	if len(cfg.Services) == 0 && len(cfg.Skills) == 0 {
-		ck.errf("skills", "no skills configured")
-	}
 	for _, name := range sortedKeys(cfg.Services) {
 		ck.service(cfg, name, cfg.Services[name])
 	}
@@ -64,6 +61,16 @@ func (ck *checker) validate(cfg *Config) {
 	}
 	for _, name := range sortedKeys(cfg.Skills) {
 		ck.skill(cfg, name, cfg.Skills[name])
+	}
+	// Gateway-wide error speech may read the extracts of any skill.
+	extracts := map[string]bool{}
+	for _, sk := range cfg.Skills {
+		for _, n := range sk.ExtractRefs {
+			extracts[n] = true
+		}
+	}
+	for _, k := range sortedKeys(cfg.Errors) {
+		ck.checkRefs("server.errors."+k, cfg.Errors[k].T, &scope{anySlots: true, extracts: extracts})
 	}
 	needsVault := false
 	for _, name := range sortedKeys(cfg.Services) {
@@ -427,7 +434,7 @@ func (ck *checker) skill(cfg *Config, name string, sk *Skill) {
 		sk.Launch = &Response{Say: "Welcome. What would you like to do?"}
 	}
 	launch := &Compiled{Intent: "", Say: ck.speech(p+".launch.say", sk.Launch.Say, skillScope)}
-	if launch.Say == nil {
+	if sk.Launch.Say == "" {
 		ck.errf(p+".launch.say", "required")
 	}
 	ck.response(p+".launch", sk.Launch, launch, skillScope, false)
@@ -465,7 +472,7 @@ func (ck *checker) response(p string, r *Response, c *Compiled, sc *scope, endDe
 	if r.Card != nil {
 		c.CardTitle = ck.text(p+".card.title", r.Card.Title, sc)
 		c.CardText = ck.text(p+".card.text", r.Card.Text, sc)
-		if c.CardTitle == nil && c.CardText == nil {
+		if r.Card.Title == "" && r.Card.Text == "" {
 			ck.errf(p+".card", "a card needs a title or text")
 		}
 	}
@@ -500,6 +507,12 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 	}
 	c := &Compiled{Intent: name}
 	sc := &scope{slots: map[string]bool{}, extracts: map[string]bool{}}
+	// Every slot first, so a prompt or sample may name any of them.
+	for sn, s := range in.Slots {
+		if s != nil {
+			sc.slots[sn] = true
+		}
+	}
 	for _, sn := range sortedKeys(in.Slots) {
 		sp := p + ".slots." + sn
 		s := in.Slots[sn]
@@ -510,7 +523,7 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 		if !identRe.MatchString(sn) {
 			ck.errf(sp, "slot names use letters, digits and _ only")
 		}
-		sc.slots[sn] = true
+		ck.samples(sp+".samples", s.Samples, sc)
 		if s.Type == "" {
 			ck.errf(sp+".type", "required")
 		} else if !strings.HasPrefix(s.Type, "AMAZON.") && sk.Types[s.Type] == nil {
@@ -526,13 +539,7 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 		}
 		c.Slots = append(c.Slots, spec)
 	}
-	for i, s := range in.Samples {
-		for _, m := range sampleRef.FindAllStringSubmatch(s, -1) {
-			if !sc.slots[m[1]] {
-				ck.errf(fmt.Sprintf("%s.samples[%d]", p, i), "no slot %q in this intent", m[1])
-			}
-		}
-	}
+	ck.samples(p+".samples", in.Samples, sc)
 	if in.Call != nil && len(in.Calls) > 0 {
 		ck.errf(p+".calls", "use call or calls, not both")
 	}
@@ -562,7 +569,11 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 		c.Calls = append(c.Calls, cc)
 	}
 	c.Say = ck.speech(p+".say", in.Say, sc)
-	if c.Say == nil && !ck.has(p+".say") {
+	switch {
+	case in.Say != "":
+	case ck.has(p + ".say"):
+		ck.errf(p+".say", "required") // e.g. an unset ${VAR}
+	default:
 		ck.errf(p, "say is required")
 	}
 	ck.response(p, &in.Response, c, sc, true)
@@ -573,6 +584,18 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 	}
 	c.Errors = ck.errorSpeech(p+".errors", in.Errors, sc)
 	in.C = c
+}
+
+// samples reports every {Slot} of sample utterances that is not a slot
+// of the intent.
+func (ck *checker) samples(path string, samples []string, sc *scope) {
+	for i, s := range samples {
+		for _, m := range sampleRef.FindAllStringSubmatch(s, -1) {
+			if !sc.slots[m[1]] {
+				ck.errf(fmt.Sprintf("%s[%d]", path, i), "no slot %q in this intent", m[1])
+			}
+		}
+	}
 }
 
 func copySet(m map[string]bool) map[string]bool {
@@ -626,6 +649,9 @@ func (ck *checker) call(cfg *Config, p string, call *Call, sc *scope) *CompiledC
 	for _, k := range sortedKeys(call.Headers) {
 		if !headerRe.MatchString(k) {
 			ck.errf(p+".headers."+k, "invalid header name")
+		}
+		if strings.ContainsAny(literalText(call.Headers[k]), "\r\n\x00") {
+			ck.errf(p+".headers."+k, "header values cannot contain CR, LF or NUL")
 		}
 		if t := ck.text(p+".headers."+k, call.Headers[k], sc); t != nil {
 			cc.Headers = append(cc.Headers, Named{Name: k, T: t})

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/url"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"text/template"
@@ -123,6 +124,11 @@ func parseChecked(name, src string) (*template.Template, error) {
 		return nil, errors.New("empty template")
 	}
 	if hasTemplateNode(t.Tree.Root) {
+		return nil, errors.New("define, block and template actions are not supported")
+	}
+	// A lone define named like the template replaces its (empty) body
+	// without adding a second template; under another name it cannot.
+	if other, err := template.New(name + "\x00").Funcs(Funcs()).Parse(src); err != nil || len(other.Templates()) > 1 {
 		return nil, errors.New("define, block and template actions are not supported")
 	}
 	bindGet(t.Tree.Root)
@@ -471,6 +477,10 @@ func Value(r gjson.Result) any {
 	case gjson.String:
 		return r.Str
 	case gjson.Number:
+		// An integer literal keeps all its digits (ids beyond 2^53).
+		if i, err := strconv.ParseInt(r.Raw, 10, 64); err == nil {
+			return i
+		}
 		if i := r.Int(); float64(i) == r.Num && i > -1<<53 && i < 1<<53 {
 			return i
 		}
@@ -481,7 +491,7 @@ func Value(r gjson.Result) any {
 		return false
 	case gjson.JSON:
 		if r.IsArray() {
-			var list []any
+			list := []any{} // an empty array stays [] in a JSON body
 			r.ForEach(func(_, v gjson.Result) bool {
 				list = append(list, Value(v))
 				return true
