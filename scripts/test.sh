@@ -19,6 +19,9 @@ VOICEGW_VAULT_BIN="$(scripts/vault-build.sh)"
 export VOICEGW_VAULT_BIN
 echo "vault: $VOICEGW_VAULT_BIN"
 
+step "headless Chromium for the browser tests (Debian chromium, chromium-driver)"
+scripts/install-chromium.sh
+
 step "go test -race ./..."
 go test -count=1 -race -timeout 20m ./...
 

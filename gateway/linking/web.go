@@ -286,7 +286,9 @@ func (l *Linker) callback(ctx context.Context, w http.ResponseWriter, r *http.Re
 		l.unavailable(w, err)
 		return
 	}
-	_ = l.store.Delete(ctx, codesPath+st.Code)
+	// The burnt code stays in the store, marked used, so it is never
+	// drawn again (creation writes with check-and-set 0); only the
+	// pending index goes.
 	_ = l.store.Delete(ctx, pendingPath+userID+"/"+svc.Name)
 	l.log.Info("account linked", "service", svc.Name)
 	l.result(w, http.StatusOK, true, "Account linked",

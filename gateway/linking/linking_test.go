@@ -1,0 +1,1193 @@
+package linking
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/voicegw/voicegw/gateway"
+	"github.com/voicegw/voicegw/gateway/auth"
+	"github.com/voicegw/voicegw/gateway/config"
+	"github.com/voicegw/voicegw/gateway/inmem"
+)
+
+const (
+	testPublicURL    = "https://voice.example.com"
+	testClientID     = "voicegw-unit"
+	testClientSecret = "cs-unit-7f3a9c1e55d04b2a"
+	testUser         = "amzn1.ask.account.UNIT_A"
+	testUser2        = "amzn1.ask.account.UNIT_B"
+)
+
+// testYAML is the configuration of the unit tests: two linked services
+// with oauth2 at the fake provider (%[1]s), one without PKCE.
+const testYAML = `version: 1
+server:
+  public_url: ` + testPublicURL + `/
+alexa:
+  verify: false
+services:
+  github:
+    base_url: https://api.example.com
+    auth:
+      type: linked
+    oauth2:
+      auth_url: %[1]s/authorize
+      token_url: %[1]s/token
+      client_id: ` + testClientID + `
+      scopes: [repo, read:user]
+  legacy:
+    base_url: https://legacy.example.com
+    auth:
+      type: linked
+    oauth2:
+      auth_url: %[1]s/authorize
+      token_url: %[1]s/token
+      client_id: ` + testClientID + `
+      pkce: false
+skills:
+  unit:
+    invocation: unit test
+    launch:
+      say: Welcome.
+    help: Help.
+    stop: Bye.
+    fallback: Sorry.
+    intents:
+      Repos:
+        samples: ["repos"]
+        call:
+          service: github
+          path: /repos
+        say: Done.
+      Legacy:
+        samples: ["legacy"]
+        call:
+          service: legacy
+          path: /x
+        say: Done.
+`
+
+// clock is a settable time source for Options.Now.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.t = t
+	c.mu.Unlock()
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// syncBuffer is a log sink safe for concurrent handlers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// fixture is a linker over an in-memory store, with a fake provider.
+type fixture struct {
+	l        *Linker
+	store    *inmem.Store
+	clock    *clock
+	provider *fakeProvider
+	cfg      *config.Config
+	logs     *syncBuffer
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	p := newFakeProvider(t, testClientID, testClientSecret)
+	cfg, problems := config.Parse("unit.yaml", fmt.Appendf(nil, testYAML, p.URL), func(string) (string, bool) { return "", false })
+	for _, pr := range problems {
+		if !pr.Warning {
+			t.Fatalf("config: %v", pr.Error())
+		}
+	}
+	store := inmem.New(map[string]map[string]string{
+		gateway.ServicePath("github"): {auth.FieldClientSecret: testClientSecret},
+		gateway.ServicePath("legacy"): {auth.FieldClientSecret: testClientSecret},
+	})
+	clk := &clock{t: time.Date(2030, 5, 17, 9, 30, 0, 0, time.UTC)}
+	logs := &syncBuffer{}
+	l, err := New(cfg, store, Options{
+		Logger:     slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		HTTPClient: p.Client(),
+		Now:        clk.Now,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{l: l, store: store, clock: clk, provider: p, cfg: cfg, logs: logs}
+}
+
+// MustCode speaks the instructions for user and service and returns the
+// code in them.
+func (f *fixture) MustCode(t *testing.T, user, service string) string {
+	t.Helper()
+	text, err := f.l.Instructions(context.Background(), f.cfg.Services[service], user)
+	if err != nil {
+		t.Fatalf("Instructions: %v", err)
+	}
+	m := spokenPattern.FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("spoken %q does not match %v", text, spokenPattern)
+	}
+	return strings.Join(m[3:], "")
+}
+
+var spokenPattern = regexp.MustCompile(`^To use (\S+), open (\S+)/link and enter code (\d) (\d) (\d) (\d) (\d) (\d)$`)
+
+func (f *fixture) serve(r *http.Request) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	f.l.ServeHTTP(rec, r)
+	return rec
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// form GETs /link from client address remote and returns the CSRF cookie
+// and the token in the form.
+func (f *fixture) form(t *testing.T, remote string) (*http.Cookie, string) {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodGet, "/link", nil)
+	r.RemoteAddr = remote
+	rec := f.serve(r)
+	if rec.Code != http.StatusOK {
+		t.Fatalf("GET /link = %d", rec.Code)
+	}
+	m := csrfField.FindStringSubmatch(rec.Body.String())
+	if m == nil {
+		t.Fatalf("no csrf field in %s", rec.Body)
+	}
+	for _, c := range rec.Result().Cookies() {
+		if c.Name == csrfCookie {
+			return c, m[1]
+		}
+	}
+	t.Fatal("GET /link set no csrf cookie")
+	return nil, ""
+}
+
+// post submits code to POST /link with the given cookie (nil: none) and
+// form token.
+func (f *fixture) post(remote string, cookie *http.Cookie, csrf, code string) *httptest.ResponseRecorder {
+	form := url.Values{"code": {code}, "csrf": {csrf}}
+	r := httptest.NewRequest(http.MethodPost, "/link", strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r.RemoteAddr = remote
+	if cookie != nil {
+		r.AddCookie(&http.Cookie{Name: cookie.Name, Value: cookie.Value})
+	}
+	return f.serve(r)
+}
+
+// submit enters code with a fresh form from remote.
+func (f *fixture) submit(t *testing.T, remote, code string) *httptest.ResponseRecorder {
+	t.Helper()
+	c, tok := f.form(t, remote)
+	return f.post(remote, c, tok, code)
+}
+
+// MustCallback enters code, follows the redirect to the provider and
+// returns the callback request the provider sends the browser to.
+func (f *fixture) MustCallback(t *testing.T, code string) *http.Request {
+	t.Helper()
+	rec := f.submit(t, "192.0.2.10:4000", code)
+	if rec.Code != http.StatusSeeOther {
+		t.Fatalf("POST /link = %d, want 303; body %s", rec.Code, rec.Body)
+	}
+	cb := f.provider.MustAuthorize(t, rec.Header().Get("Location"))
+	return httptest.NewRequest(http.MethodGet, cb.RequestURI(), nil)
+}
+
+func (f *fixture) entry(t *testing.T, path string) *gateway.Entry {
+	t.Helper()
+	e, err := f.store.Read(context.Background(), path)
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	return e
+}
+
+// assertNoSecretsInLogs fails when a log line holds a secret of the flow.
+func (f *fixture) assertNoSecretsInLogs(t *testing.T) {
+	t.Helper()
+	logs := f.logs.String()
+	for _, s := range append(f.provider.Secrets(), testClientSecret) {
+		if s != "" && strings.Contains(logs, s) {
+			t.Errorf("logs contain the secret %q:\n%s", s, logs)
+		}
+	}
+	if strings.Contains(logs, "Bearer") {
+		t.Errorf("logs contain an Authorization value:\n%s", logs)
+	}
+}
+
+func TestStateSigning(t *testing.T) {
+	f := newFixture(t)
+	key := bytes.Repeat([]byte{7}, 32)
+	other := bytes.Repeat([]byte{8}, 32)
+	now := f.clock.Now()
+	good := f.l.signState(key, state{Code: "123456", Nonce: "n0nce", Expires: now.Add(StateTTL).Unix()})
+	payload, sig, _ := strings.Cut(good, ".")
+	forged, _ := json.Marshal(state{Code: "654321", Nonce: "n0nce", Expires: now.Add(StateTTL).Unix()})
+	flip := func(s string) string {
+		b := []byte(s)
+		if b[len(b)/2] == 'A' {
+			b[len(b)/2] = 'B'
+		} else {
+			b[len(b)/2] = 'A'
+		}
+		return string(b)
+	}
+	tests := []struct {
+		name    string
+		key     []byte
+		raw     string
+		advance time.Duration
+		wantErr string
+	}{
+		{name: "valid", key: key, raw: good},
+		{name: "valid until the last second", key: key, raw: good, advance: StateTTL},
+		{name: "tampered payload", key: key, raw: base64.RawURLEncoding.EncodeToString(forged) + "." + sig, wantErr: "signature"},
+		{name: "tampered signature", key: key, raw: payload + "." + flip(sig), wantErr: "signature"},
+		{name: "signature of another payload", key: key, raw: flip(payload) + "." + sig, wantErr: "signature"},
+		{name: "truncated signature", key: key, raw: payload + "." + sig[:10], wantErr: "signature"},
+		{name: "expired", key: key, raw: good, advance: StateTTL + time.Second, wantErr: "expired"},
+		{name: "wrong key", key: other, raw: good, wantErr: "signature"},
+		{name: "no signature", key: key, raw: payload, wantErr: "malformed"},
+		{name: "empty", key: key, raw: "", wantErr: "malformed"},
+		{name: "signed garbage", key: key, raw: signRaw(key, "not-base64!"), wantErr: "malformed"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f.clock.Set(now.Add(tc.advance))
+			st, err := f.l.verifyState(tc.key, tc.raw)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatalf("verifyState: %v", err)
+				}
+				if st.Code != "123456" || st.Nonce != "n0nce" {
+					t.Fatalf("state = %+v", st)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("verifyState = %+v, %v; want an error about %q", st, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// signRaw signs an arbitrary payload as signState signs its JSON.
+func signRaw(key []byte, payload string) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(payload))
+	return payload + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+}
+
+func TestStateKeyIsCreatedOnceInTheStore(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	k1, err := f.l.stateKey(ctx)
+	if err != nil || len(k1) < 32 {
+		t.Fatalf("stateKey = %d bytes, %v", len(k1), err)
+	}
+	e := f.entry(t, stateKeyPath)
+	if got, _ := base64.StdEncoding.DecodeString(e.Data["key"].Reveal()); !bytes.Equal(got, k1) {
+		t.Fatal("the state key in the store differs from the one in use")
+	}
+	// A second replica over the same store agrees on the key.
+	other, err := New(f.cfg, f.store, Options{Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k2, err := other.stateKey(ctx)
+	if err != nil || !bytes.Equal(k1, k2) {
+		t.Fatalf("second replica's key differs (%v)", err)
+	}
+}
+
+func TestInstructions(t *testing.T) {
+	f := newFixture(t)
+	text, err := f.l.Instructions(context.Background(), f.cfg.Services["github"], testUser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := spokenPattern.FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("spoken %q, want the shape %q", text, "To use github, open "+testPublicURL+"/link and enter code 4 7 2 9 1 3")
+	}
+	if m[1] != "github" || m[2] != testPublicURL {
+		t.Fatalf("spoken %q names service %q and URL %q", text, m[1], m[2])
+	}
+	code := strings.Join(m[3:], "")
+	if want := fmt.Sprintf("To use github, open %s/link and enter code %s", testPublicURL, strings.Join(strings.Split(code, ""), " ")); text != want {
+		t.Fatalf("spoken %q, want %q", text, want)
+	}
+	e := f.entry(t, "link-codes/"+code)
+	if got := e.Data["user_id"].Reveal(); got != testUser {
+		t.Errorf("user_id = %q", got)
+	}
+	if got := e.Data["service"].Reveal(); got != "github" {
+		t.Errorf("service = %q", got)
+	}
+	if got, want := e.Data["expires_at"].Reveal(), f.clock.Now().Add(10*time.Minute).Format(time.RFC3339); got != want {
+		t.Errorf("expires_at = %q, want %q (10 minutes)", got, want)
+	}
+	p := f.entry(t, "link-codes/pending/"+testUser+"/github")
+	if got := p.Data["code"].Reveal(); got != code {
+		t.Errorf("pending index holds %q, want %q", got, code)
+	}
+}
+
+func TestInstructionsRefuses(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	plain := &config.Service{Name: "plain", Auth: config.ServiceAuth{Type: config.AuthLinked}}
+	if _, err := f.l.Instructions(ctx, plain, testUser); err == nil {
+		t.Error("a service without oauth2 got a code")
+	}
+	for _, bad := range []string{"", "amzn1.", "user/../x", "amzn1.ask.account.A/../../services/github"} {
+		if _, err := f.l.Instructions(ctx, f.cfg.Services["github"], bad); err == nil {
+			t.Errorf("user id %q got a code", bad)
+		}
+	}
+	f.cfg.Server.PublicURL = ""
+	if _, err := f.l.Instructions(ctx, f.cfg.Services["github"], testUser); err == nil {
+		t.Error("a server without public_url gave a code")
+	}
+}
+
+func TestCodeRepeatsWithinTTL(t *testing.T) {
+	f := newFixture(t)
+	first := f.MustCode(t, testUser, "github")
+	if len(first) != 6 {
+		t.Fatalf("code %q is not six digits", first)
+	}
+	f.clock.Add(CodeTTL - time.Second)
+	if again := f.MustCode(t, testUser, "github"); again != first {
+		t.Fatalf("asking again within the TTL gave %s, want the same %s", again, first)
+	}
+	if other := f.MustCode(t, testUser2, "github"); other == first {
+		t.Fatal("another user got the same code")
+	}
+	if other := f.MustCode(t, testUser, "legacy"); other == first {
+		t.Fatal("another service got the same code")
+	}
+	f.clock.Add(time.Second)
+	renewed := f.MustCode(t, testUser, "github")
+	if renewed == first {
+		t.Fatalf("after expiry the same code %s came back", first)
+	}
+	// The expired code stays taken.
+	if e := f.entry(t, "link-codes/"+first); e.Data["user_id"].Reveal() != testUser {
+		t.Fatalf("expired code entry was overwritten: %v", e.Data)
+	}
+	if got := f.entry(t, "link-codes/pending/"+testUser+"/github").Data["code"].Reveal(); got != renewed {
+		t.Fatalf("pending index %q, want the new code %q", got, renewed)
+	}
+	// The expired code no longer works on the page.
+	if rec := f.submit(t, "192.0.2.1:1", first); rec.Code != http.StatusGone {
+		t.Fatalf("POST expired code = %d, want 410", rec.Code)
+	}
+}
+
+// plantingStore plants a used code at the path of the first code the
+// linker tries to create, as if that number had been used before.
+type plantingStore struct {
+	*inmem.Store
+	mu      sync.Mutex
+	planted string
+}
+
+func (s *plantingStore) Write(ctx context.Context, path string, data gateway.SecretData, cas int) (int, error) {
+	s.mu.Lock()
+	if s.planted == "" && cas == 0 && strings.HasPrefix(path, "link-codes/") && !strings.HasPrefix(path, "link-codes/pending/") {
+		s.planted = strings.TrimPrefix(path, "link-codes/")
+		_, _ = s.Store.Write(ctx, path, gateway.SecretData{
+			"code": gateway.Secret(s.planted), "user_id": testUser2, "service": "github",
+			"expires_at": "2000-01-01T00:00:00Z", "used": "2000-01-01T00:00:00Z",
+		}, -1)
+	}
+	s.mu.Unlock()
+	return s.Store.Write(ctx, path, data, cas)
+}
+
+func TestUsedCodeIsNeverHandedOutAgain(t *testing.T) {
+	t.Run("a used code stays burnt after linking", func(t *testing.T) {
+		f := newFixture(t)
+		code := f.MustCode(t, testUser, "github")
+		if rec := f.serve(f.MustCallback(t, code)); rec.Code != http.StatusOK {
+			t.Fatalf("callback = %d: %s", rec.Code, rec.Body)
+		}
+		e := f.entry(t, "link-codes/"+code)
+		if e.Data["used"] == "" {
+			t.Fatalf("used code entry lost its used mark: %v", e.Data)
+		}
+		if _, err := f.store.Read(context.Background(), "link-codes/pending/"+testUser+"/github"); !errors.Is(err, gateway.ErrNotFound) {
+			t.Fatalf("pending index still there after linking: %v", err)
+		}
+		if next := f.MustCode(t, testUser, "github"); next == code {
+			t.Fatalf("the used code %s was handed out again", code)
+		}
+		if rec := f.submit(t, "192.0.2.1:1", code); rec.Code != http.StatusGone {
+			t.Fatalf("POST used code = %d, want 410", rec.Code)
+		}
+	})
+	t.Run("creation never overwrites a used code", func(t *testing.T) {
+		f := newFixture(t)
+		ps := &plantingStore{Store: f.store}
+		l, err := New(f.cfg, ps, Options{Now: f.clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		text, err := l.Instructions(context.Background(), f.cfg.Services["github"], testUser)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := spokenPattern.FindStringSubmatch(text)
+		if m == nil {
+			t.Fatalf("spoken %q", text)
+		}
+		if ps.planted == "" {
+			t.Fatal("the linker created no code with check-and-set 0")
+		}
+		if got := strings.Join(m[3:], ""); got == ps.planted {
+			t.Fatalf("the used code %s was handed out", got)
+		}
+		if e := f.entry(t, "link-codes/"+ps.planted); e.Data["used"] == "" || e.Data["user_id"].Reveal() != testUser2 {
+			t.Fatalf("the used code's entry was overwritten: %v", e.Data)
+		}
+	})
+}
+
+func TestWrongCodeLimiter(t *testing.T) {
+	f := newFixture(t)
+	code := f.MustCode(t, testUser, "github")
+	wrong := fmt.Sprintf("%06d", (atoi(code)+1)%1_000_000)
+	const client = "198.51.100.7:5000"
+	for i := 1; i <= WrongCodes; i++ {
+		rec := f.submit(t, client, wrong)
+		if rec.Code != http.StatusBadRequest {
+			t.Fatalf("wrong code #%d = %d, want 400", i, rec.Code)
+		}
+		if !strings.Contains(rec.Body.String(), "not valid") {
+			t.Fatalf("wrong code #%d page has no error message: %s", i, rec.Body)
+		}
+	}
+	rec := f.submit(t, client, wrong)
+	if rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("wrong code #%d = %d, want 429", WrongCodes+1, rec.Code)
+	}
+	if rec.Header().Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	if !strings.Contains(rec.Body.String(), "Too many") {
+		t.Errorf("429 page: %s", rec.Body)
+	}
+	// Once limited, even the right code waits: guessing must not go on.
+	if rec := f.submit(t, "198.51.100.7:5001", code); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("right code from the limited address = %d, want 429", rec.Code)
+	}
+	// Another address is not affected, wrong or right.
+	if rec := f.submit(t, "203.0.113.9:5000", wrong); rec.Code != http.StatusBadRequest {
+		t.Fatalf("wrong code from another address = %d, want 400", rec.Code)
+	}
+	if rec := f.submit(t, "[2001:db8::1]:443", code); rec.Code != http.StatusSeeOther {
+		t.Fatalf("right code from another address = %d, want 303: %s", rec.Code, rec.Body)
+	}
+}
+
+func TestMalformedCodesCountAsWrong(t *testing.T) {
+	f := newFixture(t)
+	const client = "198.51.100.8:1"
+	for _, c := range []string{"", "12345", "1234567", "abcdef", "12 34 5x", "999999", "<script>", "00000000000", "123-45", "１２３４５６"} {
+		rec := f.submit(t, client, c)
+		if rec.Code != http.StatusBadRequest {
+			t.Fatalf("code %q = %d, want 400", c, rec.Code)
+		}
+		if strings.Contains(rec.Body.String(), "<script>") {
+			t.Fatalf("the page echoes input unescaped: %s", rec.Body)
+		}
+	}
+	if rec := f.submit(t, client, "111111"); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("after %d malformed codes: %d, want 429", WrongCodes, rec.Code)
+	}
+}
+
+func TestCodeInputIsNormalised(t *testing.T) {
+	for _, tc := range []struct{ name, format string }{
+		{"plain", "%s"},
+		{"spaces as spoken", "%c %c %c %c %c %c"},
+		{"dash", "%c%c%c-%c%c%c"},
+		{"surrounding spaces", "  %s  "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			code := f.MustCode(t, testUser, "github")
+			var in string
+			if strings.Count(tc.format, "%") == 1 {
+				in = fmt.Sprintf(tc.format, code)
+			} else {
+				args := []any{}
+				for _, r := range code {
+					args = append(args, r)
+				}
+				in = fmt.Sprintf(tc.format, args...)
+			}
+			if rec := f.submit(t, "192.0.2.3:1", in); rec.Code != http.StatusSeeOther {
+				t.Fatalf("POST %q = %d, want 303", in, rec.Code)
+			}
+		})
+	}
+}
+
+func TestCSRF(t *testing.T) {
+	tests := []struct {
+		name   string
+		cookie func(c *http.Cookie) *http.Cookie
+		token  func(tok string) string
+	}{
+		{"no cookie", func(*http.Cookie) *http.Cookie { return nil }, func(tok string) string { return tok }},
+		{"mismatched token", func(c *http.Cookie) *http.Cookie { return c }, func(tok string) string { return tok[:len(tok)-1] + "x" }},
+		{"no token in the form", func(c *http.Cookie) *http.Cookie { return c }, func(string) string { return "" }},
+		{"empty cookie and token", func(c *http.Cookie) *http.Cookie { return &http.Cookie{Name: c.Name, Value: ""} }, func(string) string { return "" }},
+		{"token of another form", func(c *http.Cookie) *http.Cookie { return c }, func(string) string { return "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			code := f.MustCode(t, testUser, "github")
+			before := f.entry(t, "link-codes/"+code)
+			c, tok := f.form(t, "192.0.2.4:1")
+			rec := f.post("192.0.2.4:1", tc.cookie(c), tc.token(tok), code)
+			if rec.Code != http.StatusForbidden {
+				t.Fatalf("POST = %d, want 403", rec.Code)
+			}
+			if rec.Header().Get("Location") != "" {
+				t.Fatalf("403 redirects to %s", rec.Header().Get("Location"))
+			}
+			if !csrfField.MatchString(rec.Body.String()) || !strings.Contains(rec.Body.String(), `role="alert"`) {
+				t.Fatalf("403 page is not the form with an error: %s", rec.Body)
+			}
+			after := f.entry(t, "link-codes/"+code)
+			if after.Version != before.Version || after.Data["nonce"] != "" || after.Data["used"] != "" {
+				t.Fatalf("the code was consumed: %v -> %v", before.Data, after.Data)
+			}
+			// The code still works with a proper form.
+			if rec := f.submit(t, "192.0.2.4:1", code); rec.Code != http.StatusSeeOther {
+				t.Fatalf("POST with a proper form = %d, want 303", rec.Code)
+			}
+		})
+	}
+}
+
+func TestCSRFCookie(t *testing.T) {
+	f := newFixture(t)
+	c, tok := f.form(t, "192.0.2.5:1")
+	if c.Value != tok || len(tok) < 32 {
+		t.Fatalf("cookie %q and form token %q", c.Value, tok)
+	}
+	if !c.HttpOnly || !c.Secure || c.SameSite != http.SameSiteStrictMode || c.Path != "/link" {
+		t.Fatalf("cookie attributes: %+v", c)
+	}
+	if c2, tok2 := f.form(t, "192.0.2.5:1"); c2.Value == c.Value || tok2 == tok {
+		t.Fatal("two forms got the same CSRF token")
+	}
+}
+
+func TestSubmitRedirectsToProvider(t *testing.T) {
+	for _, tc := range []struct {
+		service string
+		pkce    bool
+		scope   string
+	}{
+		{"github", true, "repo read:user"},
+		{"legacy", false, ""},
+	} {
+		t.Run(tc.service, func(t *testing.T) {
+			f := newFixture(t)
+			code := f.MustCode(t, testUser, tc.service)
+			rec := f.submit(t, "192.0.2.6:1", code)
+			if rec.Code != http.StatusSeeOther {
+				t.Fatalf("POST = %d, want 303: %s", rec.Code, rec.Body)
+			}
+			loc, err := url.Parse(rec.Header().Get("Location"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := loc.Scheme + "://" + loc.Host + loc.Path; got != f.provider.URL+"/authorize" {
+				t.Fatalf("redirect to %s, want the auth_url", got)
+			}
+			q := loc.Query()
+			want := map[string]string{
+				"response_type": "code",
+				"client_id":     testClientID,
+				"redirect_uri":  testPublicURL + "/link/callback",
+				"scope":         tc.scope,
+			}
+			for k, v := range want {
+				if q.Get(k) != v {
+					t.Errorf("%s = %q, want %q", k, q.Get(k), v)
+				}
+			}
+			e := f.entry(t, "link-codes/"+code)
+			key, err := f.l.stateKey(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := f.l.verifyState(key, q.Get("state"))
+			if err != nil {
+				t.Fatalf("state does not verify: %v", err)
+			}
+			if st.Code != code || st.Nonce == "" || st.Nonce != e.Data["nonce"].Reveal() {
+				t.Fatalf("state %+v is not bound to the code entry %v", st, e.Data)
+			}
+			verifier := e.Data["pkce_verifier"].Reveal()
+			if !tc.pkce {
+				if verifier != "" || q.Has("code_challenge") || q.Has("code_challenge_method") {
+					t.Fatalf("PKCE sent with pkce: false: %v", q)
+				}
+				return
+			}
+			if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") != s256(verifier) {
+				t.Fatalf("code_challenge %q (%s) does not match the stored verifier", q.Get("code_challenge"), q.Get("code_challenge_method"))
+			}
+			if strings.Contains(loc.String(), verifier) {
+				t.Fatal("the verifier itself went to the provider")
+			}
+		})
+	}
+}
+
+func TestCallbackLinks(t *testing.T) {
+	for _, service := range []string{"github", "legacy"} {
+		t.Run(service, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := context.Background()
+			// An earlier link is replaced.
+			if _, err := f.store.Write(ctx, gateway.UserPath(testUser, service), gateway.SecretData{
+				auth.FieldAccessToken: "old-token", auth.FieldRefreshToken: "old-refresh", "extra": "x",
+			}, -1); err != nil {
+				t.Fatal(err)
+			}
+			code := f.MustCode(t, testUser, service)
+			rec := f.serve(f.MustCallback(t, code))
+			if rec.Code != http.StatusOK {
+				t.Fatalf("callback = %d: %s", rec.Code, rec.Body)
+			}
+			body := rec.Body.String()
+			for _, want := range []string{"Account linked", "is now linked", "go back to Alexa"} {
+				if !strings.Contains(body, want) {
+					t.Errorf("success page lacks %q: %s", want, body)
+				}
+			}
+			e := f.entry(t, gateway.UserPath(testUser, service))
+			tok := f.provider.LastToken()
+			if e.Data[auth.FieldAccessToken].Reveal() != tok.Access || e.Data[auth.FieldRefreshToken].Reveal() != tok.Refresh {
+				t.Fatalf("stored %v, want the provider's tokens", e.Data)
+			}
+			if e.Data[auth.FieldTokenType].Reveal() != "Bearer" || e.Data["extra"] != "" {
+				t.Fatalf("stored entry %v", e.Data)
+			}
+			exp, err := time.Parse(time.RFC3339, e.Data[auth.FieldExpiresAt].Reveal())
+			if err != nil || time.Until(exp) < 50*time.Minute || time.Until(exp) > 61*time.Minute {
+				t.Fatalf("expires_at %q (%v), want about an hour from now", e.Data[auth.FieldExpiresAt], err)
+			}
+			f.assertNoSecretsInLogs(t)
+		})
+	}
+}
+
+func TestCallbackFailures(t *testing.T) {
+	tests := []struct {
+		name string
+		// run drives the flow to the failing request from a fresh code.
+		run        func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder
+		wantStatus int
+		wantText   string
+		// burnt: the code is marked used afterwards.
+		burnt bool
+	}{
+		{
+			name: "replayed callback",
+			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
+				cb := f.MustCallback(t, code)
+				if rec := f.serve(cb); rec.Code != http.StatusOK {
+					t.Fatalf("first callback = %d", rec.Code)
+				}
+				return f.serve(httptest.NewRequest(http.MethodGet, cb.URL.RequestURI(), nil))
+			},
+			wantStatus: http.StatusGone, wantText: "already used", burnt: true,
+		},
+		{
+			name: "garbage state",
+			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
+				f.MustCallback(t, code)
+				return f.serve(httptest.NewRequest(http.MethodGet, "/link/callback?code=abc&state=garbage", nil))
+			},
+			wantStatus: http.StatusBadRequest, wantText: "not valid",
+		},
+		{
+			name: "no state",
+			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
+				return f.serve(httptest.NewRequest(http.MethodGet, "/link/callback?code=abc", nil))
+			},
+			wantStatus: http.StatusBadRequest, wantText: "not valid",
+		},
+		{
+			name: "tampered state",
+			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
+				cb := f.MustCallback(t, code)
+				q := cb.URL.Query()
+				st := q.Get("state")
+				q.Set("state", st[:len(st)-2]+"AA")
+				return f.serve(httptest.NewRequest(http.MethodGet, "/link/callback?"+q.Encode(), nil))
+			},
+			wantStatus: http.StatusBadRequest, wantText: "not valid",
+		},
+		{
+			name: "state signed with another key",
+			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
+				cb := f.MustCallback(t, code)
+				e := f.entry(t, "link-codes/"+code)
+				key := make([]byte, 32)
+				_, _ = rand.Read(key)
+				q := cb.URL.Query()
+				q.Set("state", f.l.signState(key, state{Code: code, Nonce: e.Data["nonce"].Reveal(), Expires: f.clock.Now().Add(time.Minute).Unix()}))
+				return f.serve(httptest.NewRequest(http.MethodGet, "/link/callback?"+q.Encode(), nil))
+			},
+			wantStatus: http.StatusBadRequest, wantText: "not valid",
+		},
+		{
+			name: "state of an earlier submit of the same code",
+			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
+				old := f.MustCallback(t, code)
+				f.MustCallback(t, code) // the user pressed back and submitted again
+				return f.serve(old)
+			},
+			wantStatus: http.StatusBadRequest, wantText: "not valid",
+		},
+		{
+			name: "expired state",
+			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
+				cb := f.MustCallback(t, code)
+				f.clock.Add(StateTTL + time.Second)
+				return f.serve(cb)
+			},
+			wantStatus: http.StatusBadRequest, wantText: "not valid",
+		},
+		{
+			name: "code expired while at the provider",
+			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
+				cb := f.MustCallback(t, code)
+				f.clock.Add(CodeTTL)
+				return f.serve(cb)
+			},
+			wantStatus: http.StatusGone, wantText: "expired",
+		},
+		{
+			name: "user denied at the provider",
+			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
+				f.provider.SetDeny(true)
+				return f.serve(f.MustCallback(t, code))
+			},
+			wantStatus: http.StatusBadRequest, wantText: "cancelled",
+		},
+		{
+			name: "provider error",
+			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
+				cb := f.MustCallback(t, code)
+				q := cb.URL.Query()
+				q.Del("code")
+				q.Set("error", "server_error")
+				q.Set("error_description", "secret detail "+testClientSecret)
+				return f.serve(httptest.NewRequest(http.MethodGet, "/link/callback?"+q.Encode(), nil))
+			},
+			wantStatus: http.StatusBadRequest, wantText: "did not link",
+		},
+		{
+			name: "callback without code",
+			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
+				cb := f.MustCallback(t, code)
+				q := cb.URL.Query()
+				q.Del("code")
+				return f.serve(httptest.NewRequest(http.MethodGet, "/link/callback?"+q.Encode(), nil))
+			},
+			wantStatus: http.StatusBadRequest, wantText: "no authorization",
+		},
+		{
+			name: "provider refuses the exchange",
+			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
+				cb := f.MustCallback(t, code)
+				q := cb.URL.Query()
+				q.Set("code", "not-issued")
+				return f.serve(httptest.NewRequest(http.MethodGet, "/link/callback?"+q.Encode(), nil))
+			},
+			wantStatus: http.StatusBadGateway, wantText: "did not accept", burnt: true,
+		},
+		{
+			name: "wrong client secret in the store",
+			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
+				cb := f.MustCallback(t, code)
+				_, _ = f.store.Write(context.Background(), gateway.ServicePath("github"), gateway.SecretData{auth.FieldClientSecret: "cs-wrong-secret-value"}, -1)
+				return f.serve(cb)
+			},
+			wantStatus: http.StatusBadGateway, wantText: "did not accept", burnt: true,
+		},
+		{
+			name: "code expired before submit",
+			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
+				f.clock.Add(CodeTTL)
+				return f.submit(t, "192.0.2.20:1", code)
+			},
+			wantStatus: http.StatusGone, wantText: "expired",
+		},
+		{
+			name: "unknown page",
+			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
+				return f.serve(httptest.NewRequest(http.MethodGet, "/link/other", nil))
+			},
+			wantStatus: http.StatusNotFound, wantText: "no such page",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			code := f.MustCode(t, testUser, "github")
+			rec := tc.run(t, f, code)
+			if rec.Code != tc.wantStatus {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tc.wantStatus, rec.Body)
+			}
+			body := rec.Body.String()
+			if !strings.Contains(body, tc.wantText) || !strings.Contains(body, `role="alert"`) {
+				t.Fatalf("page lacks %q in an alert: %s", tc.wantText, body)
+			}
+			if rec.Header().Get("Content-Type") != "text/html; charset=utf-8" {
+				t.Errorf("Content-Type %q", rec.Header().Get("Content-Type"))
+			}
+			e := f.entry(t, "link-codes/"+code)
+			if got := e.Data["used"] != ""; got != tc.burnt {
+				t.Errorf("code burnt = %v, want %v", got, tc.burnt)
+			}
+			if tc.name != "replayed callback" {
+				if _, err := f.store.Read(context.Background(), gateway.UserPath(testUser, "github")); !errors.Is(err, gateway.ErrNotFound) {
+					t.Errorf("a token was stored after a failure (%v)", err)
+				}
+			}
+			if tc.wantStatus != http.StatusNotFound && !strings.Contains(f.logs.String(), `"msg":"link failed"`) {
+				t.Errorf("the failure was not logged: %s", f.logs)
+			}
+			f.assertNoSecretsInLogs(t)
+		})
+	}
+}
+
+func TestSecurityHeadersOnEveryPage(t *testing.T) {
+	f := newFixture(t)
+	code := f.MustCode(t, testUser, "github")
+	wrong := fmt.Sprintf("%06d", (atoi(code)+1)%1_000_000)
+	pages := map[string]*httptest.ResponseRecorder{}
+	pages["GET /link"] = f.serve(httptest.NewRequest(http.MethodGet, "/link", nil))
+	pages["POST /link wrong code"] = f.submit(t, "192.0.2.30:1", wrong)
+	pages["POST /link without csrf"] = f.post("192.0.2.30:1", nil, "", code)
+	pages["POST /link redirect"] = f.submit(t, "192.0.2.30:1", code)
+	cb := f.MustCallback(t, code)
+	pages["GET /link/callback bad state"] = f.serve(httptest.NewRequest(http.MethodGet, "/link/callback?state=x", nil))
+	pages["GET /link/callback success"] = f.serve(cb)
+	pages["GET /link/callback replayed"] = f.serve(httptest.NewRequest(http.MethodGet, cb.URL.RequestURI(), nil))
+	pages["GET /link/nothing"] = f.serve(httptest.NewRequest(http.MethodGet, "/link/nothing", nil))
+	for range WrongCodes {
+		f.submit(t, "192.0.2.31:1", wrong)
+	}
+	pages["POST /link limited"] = f.submit(t, "192.0.2.31:1", wrong)
+	want := map[string]string{
+		"Cache-Control":          "no-store",
+		"Pragma":                 "no-cache",
+		"X-Content-Type-Options": "nosniff",
+		"X-Frame-Options":        "DENY",
+		"Referrer-Policy":        "no-referrer",
+	}
+	for name, rec := range pages {
+		t.Run(name, func(t *testing.T) {
+			for k, v := range want {
+				if got := rec.Header().Get(k); got != v {
+					t.Errorf("%s: %q, want %q", k, got, v)
+				}
+			}
+			csp := rec.Header().Get("Content-Security-Policy")
+			for _, d := range []string{"default-src 'none'", "frame-ancestors 'none'", "base-uri 'none'"} {
+				if !strings.Contains(csp, d) {
+					t.Errorf("CSP %q lacks %q", csp, d)
+				}
+			}
+		})
+	}
+}
+
+func TestPagesAreAccessible(t *testing.T) {
+	f := newFixture(t)
+	body := f.serve(httptest.NewRequest(http.MethodGet, "/link", nil)).Body.String()
+	for _, want := range []string{
+		`<html lang="en">`,
+		`<label for="code">`,
+		`id="code" name="code"`,
+		`inputmode="numeric"`,
+		`autocomplete="one-time-code"`,
+		`<button type="submit"`,
+		`<form method="post" action="/link">`,
+		`<title>Link your account`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("form page lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "<script") {
+		t.Error("the form page needs JavaScript")
+	}
+}
+
+func TestLogsHaveNoSecrets(t *testing.T) {
+	f := newFixture(t)
+	code := f.MustCode(t, testUser, "github")
+	if rec := f.serve(f.MustCallback(t, code)); rec.Code != http.StatusOK {
+		t.Fatalf("callback = %d", rec.Code)
+	}
+	f.submit(t, "192.0.2.40:1", code)
+	if !strings.Contains(f.logs.String(), `"msg":"account linked"`) {
+		t.Fatalf("no success log line: %s", f.logs)
+	}
+	f.assertNoSecretsInLogs(t)
+	if strings.Contains(f.logs.String(), code) {
+		t.Errorf("logs contain the link code %s: %s", code, f.logs)
+	}
+}
+
+func atoi(s string) int {
+	n := 0
+	for _, r := range s {
+		n = n*10 + int(r-'0')
+	}
+	return n
+}
+
+func s256(verifier string) string {
+	sum := sha256.Sum256([]byte(verifier))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// fakeProvider is an OAuth2 authorization server: /authorize sends the
+// browser straight back to redirect_uri with a code (or
+// error=access_denied after SetDeny), /token exchanges codes (checking
+// the client, the redirect_uri and the PKCE verifier against the S256
+// challenge it saw) and refresh tokens for distinct tokens.
+type fakeProvider struct {
+	*httptest.Server
+	clientID, clientSecret string
+
+	mu        sync.Mutex
+	deny      bool
+	n         int
+	grants    map[string]*fakeGrant
+	refreshes map[string]bool
+	last      fakeToken
+	secrets   []string
+}
+
+type fakeGrant struct {
+	challenge, redirectURI string
+	used                   bool
+}
+
+// fakeToken is one issued token pair.
+type fakeToken struct{ Access, Refresh string }
+
+func newFakeProvider(t testing.TB, clientID, clientSecret string) *fakeProvider {
+	p := &fakeProvider{clientID: clientID, clientSecret: clientSecret,
+		grants: map[string]*fakeGrant{}, refreshes: map[string]bool{}}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /authorize", p.authorize)
+	mux.HandleFunc("POST /token", p.token)
+	p.Server = httptest.NewServer(mux)
+	t.Cleanup(p.Close)
+	return p
+}
+
+// SetDeny makes /authorize answer error=access_denied.
+func (p *fakeProvider) SetDeny(deny bool) {
+	p.mu.Lock()
+	p.deny = deny
+	p.mu.Unlock()
+}
+
+// LastToken is the token pair issued last.
+func (p *fakeProvider) LastToken() fakeToken {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
+}
+
+// Secrets are every code, verifier and token the provider saw or issued.
+func (p *fakeProvider) Secrets() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.secrets...)
+}
+
+// MustAuthorize opens the authorization URL as a browser would and
+// returns where the provider sends the browser back to.
+func (p *fakeProvider) MustAuthorize(t testing.TB, authURL string) *url.URL {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Get(authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("authorize = %d, want 302", resp.StatusCode)
+	}
+	u, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func (p *fakeProvider) random(prefix string) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	p.n++
+	return fmt.Sprintf("%s-%d-%s", prefix, p.n, base64.RawURLEncoding.EncodeToString(b[:]))
+}
+
+func (p *fakeProvider) authorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	back, err := url.Parse(q.Get("redirect_uri"))
+	if err != nil || back.Scheme == "" || q.Get("client_id") != p.clientID || q.Get("response_type") != "code" || q.Get("state") == "" {
+		http.Error(w, "bad authorization request", http.StatusBadRequest)
+		return
+	}
+	if m := q.Get("code_challenge_method"); q.Has("code_challenge") && m != "S256" {
+		http.Error(w, "only S256", http.StatusBadRequest)
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	v := back.Query()
+	v.Set("state", q.Get("state"))
+	if p.deny {
+		v.Set("error", "access_denied")
+	} else {
+		code := p.random("ac")
+		p.grants[code] = &fakeGrant{challenge: q.Get("code_challenge"), redirectURI: back.String()}
+		p.secrets = append(p.secrets, code)
+		v.Set("code", code)
+	}
+	back.RawQuery = v.Encode()
+	http.Redirect(w, r, back.String(), http.StatusFound)
+}
+
+func tokenError(w http.ResponseWriter, status int, code string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code})
+}
+
+func (p *fakeProvider) token(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		tokenError(w, http.StatusBadRequest, "invalid_request")
+		return
+	}
+	id, secret, ok := r.BasicAuth()
+	if ok {
+		id, _ = url.QueryUnescape(id)
+		secret, _ = url.QueryUnescape(secret)
+	} else {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	if id != p.clientID || secret != p.clientSecret {
+		tokenError(w, http.StatusUnauthorized, "invalid_client")
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch r.PostForm.Get("grant_type") {
+	case "authorization_code":
+		g := p.grants[r.PostForm.Get("code")]
+		if g == nil || g.used || g.redirectURI != r.PostForm.Get("redirect_uri") {
+			tokenError(w, http.StatusBadRequest, "invalid_grant")
+			return
+		}
+		verifier := r.PostForm.Get("code_verifier")
+		if verifier != "" {
+			p.secrets = append(p.secrets, verifier)
+		}
+		if (g.challenge == "") != (verifier == "") || (verifier != "" && s256(verifier) != g.challenge) {
+			tokenError(w, http.StatusBadRequest, "invalid_grant")
+			return
+		}
+		g.used = true
+	case "refresh_token":
+		rt := r.PostForm.Get("refresh_token")
+		if !p.refreshes[rt] {
+			tokenError(w, http.StatusBadRequest, "invalid_grant")
+			return
+		}
+		delete(p.refreshes, rt)
+	default:
+		tokenError(w, http.StatusBadRequest, "unsupported_grant_type")
+		return
+	}
+	p.last = fakeToken{Access: p.random("at"), Refresh: p.random("rt")}
+	p.refreshes[p.last.Refresh] = true
+	p.secrets = append(p.secrets, p.last.Access, p.last.Refresh)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"access_token": p.last.Access, "token_type": "Bearer", "expires_in": 3600,
+		"refresh_token": p.last.Refresh,
+	})
+}
