@@ -27,7 +27,6 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
-	"golang.org/x/time/rate"
 
 	"github.com/voicegw/voicegw/gateway"
 	"github.com/voicegw/voicegw/gateway/auth"
@@ -66,8 +65,7 @@ type Linker struct {
 	keyMu sync.Mutex
 	key   []byte
 
-	limitMu  sync.Mutex
-	limiters map[string]*rate.Limiter
+	wrong wrongCodes
 }
 
 // Options are optional collaborators.
@@ -85,7 +83,7 @@ func New(cfg *config.Config, store gateway.SecretStore, opts Options) (*Linker, 
 		return nil, fmt.Errorf("link pages: %w", err)
 	}
 	l := &Linker{cfg: cfg, store: store, log: opts.Logger, pages: pages, client: opts.HTTPClient,
-		now: opts.Now, limiters: map[string]*rate.Limiter{}}
+		now: opts.Now}
 	if l.log == nil {
 		l.log = slog.Default()
 	}
@@ -140,9 +138,9 @@ func (l *Linker) code(ctx context.Context, service, userID string) (string, erro
 			"service":    gateway.Secret(service),
 			"expires_at": gateway.Secret(now.Add(CodeTTL).UTC().Format(time.RFC3339)),
 		}
-		_, err = l.store.Write(ctx, codesPath+code, data, 0)
+		_, err = l.store.Write(ctx, codesPath+code, data, l.recyclable(ctx, code))
 		if errors.Is(err, gateway.ErrConflict) {
-			continue // the code is taken (or was used): draw another
+			continue // the code is taken: draw another
 		}
 		if err != nil {
 			return "", err
@@ -153,6 +151,25 @@ func (l *Linker) code(ctx context.Context, service, userID string) (string, erro
 		return code, nil
 	}
 	return "", errors.New("no free link code")
+}
+
+// RecycleAfter is how long after its expiry a code's number may be drawn
+// again; the old code can never be redeemed by then (its state expired
+// too), so single use holds.
+const RecycleAfter = 24 * time.Hour
+
+// recyclable returns the check-and-set version to create code with: 0 for
+// a new entry, or the version of an entry that expired long ago.
+func (l *Linker) recyclable(ctx context.Context, code string) int {
+	e, err := l.store.Read(ctx, codesPath+code)
+	if err != nil {
+		return 0
+	}
+	exp, err := time.Parse(time.RFC3339, e.Data["expires_at"].Reveal())
+	if err == nil && l.now().Sub(exp) > RecycleAfter {
+		return e.Version
+	}
+	return 0
 }
 
 func validCode(e *gateway.Entry, userID, service string, now time.Time) bool {
@@ -249,19 +266,44 @@ func (l *Linker) verifyState(key []byte, raw string) (state, error) {
 	return s, nil
 }
 
-// limiter returns the wrong-code limiter of a client address.
-func (l *Linker) limiter(client string) *rate.Limiter {
-	l.limitMu.Lock()
-	defer l.limitMu.Unlock()
-	lim, ok := l.limiters[client]
-	if !ok {
-		if len(l.limiters) > 100_000 {
-			l.limiters = map[string]*rate.Limiter{} // bound memory under a flood
-		}
-		lim = rate.NewLimiter(rate.Every(WrongCodeWindow/WrongCodes), WrongCodes)
-		l.limiters[client] = lim
+// wrongCodes counts each client's code attempts in a sliding window of
+// WrongCodeWindow: a client with WrongCodes attempts in the window is
+// refused until the oldest leaves it.
+type wrongCodes struct {
+	mu   sync.Mutex
+	seen map[string][]time.Time
+}
+
+// reserve records an attempt for client unless the client already has
+// WrongCodes attempts in the window; it reports whether it may go on.
+// Reserving before checking makes concurrent guesses count too.
+func (w *wrongCodes) reserve(client string, now time.Time) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.seen == nil || len(w.seen) > 100_000 {
+		w.seen = map[string][]time.Time{} // bound memory under a flood
 	}
-	return lim
+	recent := w.seen[client][:0]
+	for _, t := range w.seen[client] {
+		if now.Sub(t) < WrongCodeWindow {
+			recent = append(recent, t)
+		}
+	}
+	if len(recent) >= WrongCodes {
+		w.seen[client] = recent
+		return false
+	}
+	w.seen[client] = append(recent, now)
+	return true
+}
+
+// release forgets the newest attempt of client: it was not a wrong code.
+func (w *wrongCodes) release(client string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if n := len(w.seen[client]); n > 0 {
+		w.seen[client] = w.seen[client][:n-1]
+	}
 }
 
 func clientAddr(r *http.Request) string {

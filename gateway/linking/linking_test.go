@@ -820,13 +820,15 @@ func TestCallbackFailures(t *testing.T) {
 			wantStatus: http.StatusBadRequest, wantText: "not valid",
 		},
 		{
-			name: "code expired while at the provider",
+			// The code's expiry counts when it is entered; the trip
+			// through the provider is bounded by the state's StateTTL.
+			name: "state expired while at the provider",
 			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
 				cb := f.MustCallback(t, code)
-				f.clock.Add(CodeTTL)
+				f.clock.Add(StateTTL + time.Second)
 				return f.serve(cb)
 			},
-			wantStatus: http.StatusGone, wantText: "expired",
+			wantStatus: http.StatusBadRequest, wantText: "not valid",
 		},
 		{
 			name: "user denied at the provider",
@@ -1190,4 +1192,56 @@ func (p *fakeProvider) token(w http.ResponseWriter, r *http.Request) {
 		"access_token": p.last.Access, "token_type": "Bearer", "expires_in": 3600,
 		"refresh_token": p.last.Refresh,
 	})
+}
+
+// TestWrongCodeWindow: the limit is a sliding window: ten wrong codes
+// spread over nine minutes still limit the client, and each wrong code
+// stops counting ten minutes after it was entered.
+func TestWrongCodeWindow(t *testing.T) {
+	f := newFixture(t)
+	code := f.MustCode(t, testUser, "github")
+	wrong := fmt.Sprintf("%06d", (atoi(code)+1)%1_000_000)
+	const client = "198.51.100.9:1"
+	for i := 0; i < WrongCodes; i++ {
+		if rec := f.submit(t, client, wrong); rec.Code != http.StatusBadRequest {
+			t.Fatalf("wrong code #%d = %d", i+1, rec.Code)
+		}
+		f.clock.Add(time.Minute)
+	}
+	// Ten wrong codes at minutes 0..9; now it is minute 10: the first has
+	// just left the window, so one more attempt is allowed, then 429.
+	if rec := f.submit(t, client, wrong); rec.Code != http.StatusBadRequest {
+		t.Fatalf("attempt after the first left the window = %d, want 400", rec.Code)
+	}
+	if rec := f.submit(t, client, wrong); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("attempt with ten in the window = %d, want 429", rec.Code)
+	}
+	// A right code is not counted: a user who finally gets it right after
+	// a few typos can link again later without being limited.
+	f2 := newFixture(t)
+	code2 := f2.MustCode(t, testUser, "github")
+	for i := 0; i < WrongCodes+5; i++ {
+		if rec := f2.submit(t, "198.51.100.10:1", code2); rec.Code != http.StatusSeeOther {
+			t.Fatalf("right code #%d = %d, want 303", i+1, rec.Code)
+		}
+	}
+}
+
+// TestCodeNumbersAreRecycledLongAfterExpiry: a code's number can be drawn
+// again only a day after it expired, when it can no longer be redeemed.
+func TestCodeNumbersAreRecycledLongAfterExpiry(t *testing.T) {
+	f := newFixture(t)
+	old := f.MustCode(t, testUser, "github")
+	f.clock.Add(CodeTTL + RecycleAfter + time.Minute)
+	l, err := New(f.cfg, f.store, Options{Now: f.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := l.recyclable(context.Background(), old); v == 0 {
+		t.Fatal("a code expired over a day ago is not recyclable")
+	}
+	fresh := f.MustCode(t, testUser2, "github")
+	if v := l.recyclable(context.Background(), fresh); v != 0 {
+		t.Fatalf("a live code is recyclable (version %d)", v)
+	}
 }

@@ -98,9 +98,9 @@ func (l *Linker) unavailable(w http.ResponseWriter, err error) {
 }
 
 func (l *Linker) submit(ctx context.Context, w http.ResponseWriter, r *http.Request) {
-	lim := l.limiter(clientAddr(r))
-	if lim.Tokens() < 1 {
-		l.log.Warn("link failed", "status", http.StatusTooManyRequests, "reason", "too many wrong codes", "client", clientAddr(r))
+	client := clientAddr(r)
+	if !l.wrong.reserve(client, l.now()) {
+		l.log.Warn("link failed", "status", http.StatusTooManyRequests, "reason", "too many wrong codes", "client", client)
 		w.Header().Set("Retry-After", "600")
 		l.result(w, http.StatusTooManyRequests, false, "Too many attempts",
 			"Too many wrong codes were entered from here.", "Please wait ten minutes and try again.")
@@ -108,11 +108,13 @@ func (l *Linker) submit(ctx context.Context, w http.ResponseWriter, r *http.Requ
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	if err := r.ParseForm(); err != nil {
+		l.wrong.release(client)
 		l.form(w, r, http.StatusBadRequest, "Please enter the six-digit code.")
 		return
 	}
 	c, err := r.Cookie(csrfCookie)
 	if err != nil || c.Value == "" || !constantEqual(c.Value, r.PostForm.Get("csrf")) {
+		l.wrong.release(client)
 		l.log.Warn("link failed", "status", http.StatusForbidden, "reason", "csrf token mismatch")
 		l.form(w, r, http.StatusForbidden, "This form expired. Please enter the code again.")
 		return
@@ -127,8 +129,8 @@ func (l *Linker) submit(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		return 'x'
 	}, r.PostForm.Get("code"))
 	wrong := func(reason string) {
-		lim.Allow() // spend one of the client's wrong-code tokens
-		l.log.Warn("link failed", "status", http.StatusBadRequest, "reason", reason, "client", clientAddr(r))
+		// The attempt reserved above stays counted.
+		l.log.Warn("link failed", "status", http.StatusBadRequest, "reason", reason, "client", client)
 		l.form(w, r, http.StatusBadRequest, "That code is not valid. Check the code Alexa told you and try again.")
 	}
 	if len(code) != 6 || strings.Contains(code, "x") {
@@ -190,6 +192,7 @@ func (l *Linker) submit(ctx context.Context, w http.ResponseWriter, r *http.Requ
 		l.unavailable(w, err)
 		return
 	}
+	l.wrong.release(client)
 	st := l.signState(key, state{Code: code, Nonce: nonce, Expires: l.now().Add(StateTTL).Unix()})
 	http.Redirect(w, r, conf.AuthCodeURL(st, opts...), http.StatusSeeOther)
 }
@@ -215,12 +218,14 @@ func (l *Linker) callback(ctx context.Context, w http.ResponseWriter, r *http.Re
 		l.unavailable(w, err)
 		return
 	}
-	if !constantEqual(e.Data["nonce"].Reveal(), st.Nonce) {
-		l.fail(w, http.StatusBadRequest, "state nonce does not match the code", "Link not valid", "This link is not valid any more.")
+	// The code's own expiry was checked when it was entered; from there
+	// the signed state's expiry bounds the trip through the provider.
+	if e.Data["used"] != "" {
+		l.fail(w, http.StatusGone, "code used at callback", "Link already used", "This link was already used.")
 		return
 	}
-	if e.Data["used"] != "" || !validCode(e, "", "", l.now()) {
-		l.fail(w, http.StatusGone, "code used or expired at callback", "Link already used", "This link was already used or has expired.")
+	if !constantEqual(e.Data["nonce"].Reveal(), st.Nonce) {
+		l.fail(w, http.StatusBadRequest, "state nonce does not match the code", "Link not valid", "This link is not valid any more.")
 		return
 	}
 	if perr := q.Get("error"); perr != "" {
@@ -245,6 +250,8 @@ func (l *Linker) callback(ctx context.Context, w http.ResponseWriter, r *http.Re
 	// Burn the code before the exchange, so a replayed callback loses.
 	used := clone(e.Data)
 	used["used"] = gateway.Secret(l.now().UTC().Format(time.RFC3339))
+	delete(used, "pkce_verifier")
+	delete(used, "nonce")
 	if _, err := l.store.Write(ctx, codesPath+st.Code, used, e.Version); err != nil {
 		if errors.Is(err, gateway.ErrConflict) {
 			l.fail(w, http.StatusGone, "callback raced another", "Link already used", "This link was already used.")
