@@ -391,8 +391,24 @@ func EscapeSegment(v any) string {
 
 var xmlEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", `"`, "&quot;", "'", "&apos;")
 
-// EscapeXML escapes v for SSML text and attribute values.
-func EscapeXML(v any) string { return xmlEscaper.Replace(toString(v)) }
+// EscapeXML escapes v for SSML text and attribute values, and drops the
+// characters XML cannot carry at all (control characters but tab, CR, LF).
+func EscapeXML(v any) string {
+	s := toString(v)
+	if strings.IndexFunc(s, xmlIllegal) >= 0 {
+		s = strings.Map(func(r rune) rune {
+			if xmlIllegal(r) {
+				return -1
+			}
+			return r
+		}, s)
+	}
+	return xmlEscaper.Replace(s)
+}
+
+func xmlIllegal(r rune) bool {
+	return (r < 0x20 && r != '\t' && r != '\n' && r != '\r') || r == 0xFFFE || r == 0xFFFF
+}
 
 func toString(v any) string {
 	switch v := v.(type) {
