@@ -205,7 +205,9 @@ func (r *Runner) runScenario(file string, sc *Scenario, cfg *config.Config) []st
 			problems = append(problems, fmt.Sprintf("%s: invalid response: %v", at(""), err))
 			continue
 		}
-		for _, p := range check(&t.Expect, &resp, reqs) {
+		fails := check(&t.Expect, &resp, reqs)
+		sort.SliceStable(fails, func(a, b int) bool { return t.lines[fails[a].key] < t.lines[fails[b].key] })
+		for _, p := range fails {
 			problems = append(problems, fmt.Sprintf("%s: %s", at(p.key), p.msg))
 		}
 		session = resp.SessionAttributes
