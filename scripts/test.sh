@@ -35,4 +35,3 @@ if [ -x "$root/../shared/acceptance/run.sh" ]; then
   step "public acceptance sample"
   "$root/../shared/acceptance/run.sh" "$root"
 fi
-step "all green"
