@@ -33,13 +33,13 @@ const (
 
 // builtinErrors answer when no configured speech matches. Upstream
 // statuses have none of their own: they fall to the configured default,
-// then to the built-in one.
+// then to the built-in one. The built-in unlinked speech is made by
+// unlinked, with the user's link code.
 var builtinErrors = map[string]string{
-	kindTimeout:  "Sorry, that is taking too long right now. Please try again in a moment.",
-	kindVault:    "Sorry, I can't reach my secure storage right now. Please try again later.",
-	kindMissing:  "Sorry, I couldn't find that information.",
-	kindDefault:  "Sorry, something went wrong. Please try again later.",
-	kindUnlinked: "To use this skill, please link your account in the Alexa app.",
+	kindTimeout: "Sorry, that is taking too long right now. Please try again in a moment.",
+	kindVault:   "Sorry, I can't reach my secure storage right now. Please try again later.",
+	kindMissing: "Sorry, I couldn't find that information.",
+	kindDefault: "Sorry, something went wrong. Please try again later.",
 }
 
 // turnError is a failed turn, classified for error speech.
