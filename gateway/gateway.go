@@ -12,7 +12,7 @@ package gateway
 import (
 	"context"
 	"errors"
-	"regexp"
+	"strings"
 	"time"
 )
 
@@ -186,11 +186,22 @@ var (
 	ErrConflict = errors.New("check-and-set conflict")
 )
 
-var userIDPattern = regexp.MustCompile(`^amzn1\.[A-Za-z0-9._-]{1,512}$`)
-
-// ValidUserID reports whether id is a well-formed Alexa userId, the only
-// user-controlled value that ever becomes part of a secret store path.
-func ValidUserID(id string) bool { return userIDPattern.MatchString(id) }
+// ValidUserID reports whether id is a well-formed Alexa userId, matching
+// ^amzn1\.[A-Za-z0-9._-]{1,512}$: the only user-controlled value that ever
+// becomes part of a secret store path. (A loop: it runs on every request.)
+func ValidUserID(id string) bool {
+	rest, ok := strings.CutPrefix(id, "amzn1.")
+	if !ok || len(rest) == 0 || len(rest) > 512 {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // UserPath is the secret store path of a user's linked token for a service.
 func UserPath(userID, service string) string { return "users/" + userID + "/" + service }

@@ -530,7 +530,7 @@ func (r *run) unlinked(reply *gateway.Reply, te *turnError) *gateway.Reply {
 		reply.Card = &gateway.Card{Type: gateway.CardLinkAccount}
 		return reply
 	}
-	if r.e.linker != nil && svc != nil {
+	if r.e.linker != nil && svc != nil && svc.OAuth2 != nil && r.e.cfg.Server.PublicURL != "" {
 		text, err := r.e.linker.Instructions(r.ctx, svc, r.turn.UserID)
 		if err == nil {
 			reply.Speech = gateway.Speech{Text: text}
