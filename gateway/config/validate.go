@@ -75,8 +75,12 @@ func (ck *checker) validate(cfg *Config) {
 	}
 	needsVault := false
 	for _, name := range sortedKeys(cfg.Services) {
-		if t := cfg.Services[name].Auth.Type; t == AuthLinked || t == AuthSecret {
+		svc := cfg.Services[name]
+		if t := svc.Auth.Type; t == AuthLinked || t == AuthSecret {
 			needsVault = true
+		}
+		if svc.OAuth2 != nil && svc.Auth.Type == AuthLinked && cfg.Server.PublicURL == "" {
+			ck.warnf("services."+name+".oauth2", "server.public_url is not set: users cannot link %s through /link", name)
 		}
 	}
 	if cfg.Vault == nil && needsVault {
