@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/voicegw/voicegw/gateway/alexa"
+	"github.com/voicegw/voicegw/gateway/config"
 )
 
 // MustBinary builds voicegw once per test binary.
@@ -272,5 +274,28 @@ func TestServeExampleConfig(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("/readyz without Vault = %d", resp.StatusCode)
+	}
+}
+
+// TestReloadKeepsVaultStore: a reload with the same vault section keeps the
+// store (its login, renewal and cache); a changed section gets a new one.
+func TestReloadKeepsVaultStore(t *testing.T) {
+	t.Setenv("VAULT_TOKEN", "t")
+	d := newDeps(slog.New(slog.DiscardHandler))
+	a := &config.Config{Vault: &config.Vault{Address: "http://127.0.0.1:1", KVMount: "secret", Prefix: "voicegw"}}
+	b := &config.Config{Vault: &config.Vault{Address: "http://127.0.0.1:1", KVMount: "secret", Prefix: "voicegw"}}
+	c := &config.Config{Vault: &config.Vault{Address: "http://127.0.0.1:2", KVMount: "secret", Prefix: "voicegw"}}
+	s1, err := d.store(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s2, _ := d.store(b); s2 != s1 {
+		t.Fatal("an unchanged vault section opened a new store")
+	}
+	if s3, _ := d.store(c); s3 == s1 {
+		t.Fatal("a changed vault section kept the old store")
+	}
+	if s4, _ := d.store(&config.Config{}); s4 != nil {
+		t.Fatal("no vault section, yet a store")
 	}
 }

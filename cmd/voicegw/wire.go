@@ -28,6 +28,10 @@ type deps struct {
 	verify alexa.VerifierConfig
 	// progress sends progressive responses; tests widen its Allow.
 	progress alexa.Progressive
+	// vault is the open Vault store and the section it was opened for, so a
+	// reload that leaves the section alone keeps its login and cache.
+	vault    *vault.Store
+	vaultCfg config.Vault
 }
 
 func newDeps(log *slog.Logger) *deps {
@@ -103,11 +107,24 @@ func (d *deps) runtime(cfg *config.Config, store gateway.SecretStore) *server.Ru
 }
 
 // store returns the secret store cfg names: nil without a vault section.
+// The same section gets the same store; a changed one a new store, and the
+// old one stops renewing its token.
 func (d *deps) store(cfg *config.Config) (gateway.SecretStore, error) {
 	if cfg.Vault == nil {
 		return nil, nil
 	}
-	return vault.New(cfg.Vault, vault.Options{Logger: d.log})
+	if d.vault != nil && d.vaultCfg == *cfg.Vault {
+		return d.vault, nil
+	}
+	s, err := vault.New(cfg.Vault, vault.Options{Logger: d.log})
+	if err != nil {
+		return nil, err
+	}
+	if d.vault != nil {
+		d.vault.Close()
+	}
+	d.vault, d.vaultCfg = s, *cfg.Vault
+	return s, nil
 }
 
 // serveRuntime wires the runtime serve uses for cfg.
