@@ -25,6 +25,9 @@ scripts/install-chromium.sh
 step "go test -race ./..."
 go test -count=1 -race -timeout 20m ./...
 
+step "benchmarks (short runs; make bench runs every benchmark)"
+go test -run '^$' -bench 'BenchmarkTurn|BenchmarkDirectUpstream|BenchmarkVerify' -benchmem -benchtime 500x ./gateway/alexa/
+
 step "fuzz targets (short runs; make fuzz runs them longer)"
 FUZZTIME="${FUZZTIME:-5s}" scripts/fuzz.sh
 
