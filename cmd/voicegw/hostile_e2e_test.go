@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,13 +120,7 @@ func hostileDelete(paths ...string) func(m map[string]any) {
 // 400 (413 for size) with no Alexa body, and none reaches the secret store
 // or the upstream.
 func TestServeHostileInput(t *testing.T) {
-	var hits atomic.Int64
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"text":"hello"}`)
-	}))
-	defer upstream.Close()
+	upstream := newE2EUpstream(t, `{"text":"hello"}`)
 	store := inmem.New(map[string]map[string]string{
 		"users/" + e2eUser + "/api": {"access_token": "t0k"},
 	})
@@ -256,7 +248,7 @@ func TestServeHostileInput(t *testing.T) {
 	if n := store.Reads(); n != 0 {
 		t.Errorf("hostile requests caused %d secret store reads, want 0", n)
 	}
-	if n := hits.Load(); n != 0 {
+	if n := upstream.hits.Load(); n != 0 {
 		t.Errorf("hostile requests caused %d upstream calls, want 0", n)
 	}
 
@@ -268,8 +260,8 @@ func TestServeHostileInput(t *testing.T) {
 		if got := e2eSpeech(t, status, out); got != "You said hello." {
 			t.Fatalf("speech %q", got)
 		}
-		if store.Reads() == 0 || hits.Load() != 1 {
-			t.Fatalf("control: %d store reads, %d upstream calls; the hostile checks prove nothing", store.Reads(), hits.Load())
+		if store.Reads() == 0 || upstream.hits.Load() != 1 {
+			t.Fatalf("control: %d store reads, %d upstream calls; the hostile checks prove nothing", store.Reads(), upstream.hits.Load())
 		}
 	})
 }

@@ -193,7 +193,7 @@ func TestLinkBrowser(t *testing.T) {
 	t.Run("happy path", func(t *testing.T) {
 		const user = "amzn1.ask.account.BROWSER_HAPPY"
 		code := e.code(t, user)
-		authBefore := e.provider.Authorizations()
+		authBefore := e.provider.Counts().Authorizations
 
 		form := linkFlowOpen(t, ctx, e.gateway.URL+"/link")
 		if got := fmt.Sprint(form.Headers["Cache-Control"]); got != "no-store" {
@@ -208,7 +208,7 @@ func TestLinkBrowser(t *testing.T) {
 		if resp.Status != 200 || !strings.Contains(resp.URL, "/link/callback?") {
 			t.Fatalf("ended on %s with %d", resp.URL, resp.Status)
 		}
-		if e.provider.Authorizations() != authBefore+1 {
+		if e.provider.Counts().Authorizations != authBefore+1 {
 			t.Fatal("the browser was not sent to the provider")
 		}
 		if h1 := linkFlowText(t, ctx, "result"); !strings.Contains(h1, "linked") {

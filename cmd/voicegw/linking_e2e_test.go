@@ -9,9 +9,6 @@ package main
 
 import (
 	"bytes"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -31,6 +28,7 @@ import (
 
 	"github.com/voicegw/voicegw/gateway/alexa"
 	"github.com/voicegw/voicegw/gateway/config"
+	"github.com/voicegw/voicegw/gateway/linking/linkingtest"
 	"github.com/voicegw/voicegw/gateway/server"
 	"github.com/voicegw/voicegw/gateway/vault"
 	"github.com/voicegw/voicegw/gateway/vault/vaulttest"
@@ -92,38 +90,20 @@ skills:
 // linkFlowEnv is a running gateway with everything it talks to.
 type linkFlowEnv struct {
 	vault    *vaulttest.Server
-	provider *linkFlowProvider
+	provider *linkingtest.Provider
 	upstream *linkFlowUpstream
 	gateway  *httptest.Server
 	handler  http.Handler
-	logs     *linkFlowLog
+	logs     *syncBuffer
 	// leaks are further secrets the logs must not hold.
 	leaks []string
-}
-
-// linkFlowLog collects the gateway's JSON log lines.
-type linkFlowLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *linkFlowLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *linkFlowLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startLinkFlow starts Vault, the provider, the upstream and the gateway,
 // whose public_url is its own test server.
 func startLinkFlow(t *testing.T) *linkFlowEnv {
 	t.Helper()
-	e := &linkFlowEnv{vault: vaulttest.Start(t), logs: &linkFlowLog{}}
+	e := &linkFlowEnv{vault: vaulttest.Start(t), logs: &syncBuffer{}}
 	root := e.vault.Client()
 	policy, err := os.ReadFile("../../scripts/voicegw-policy.hcl")
 	if err != nil {
@@ -138,7 +118,9 @@ func startLinkFlow(t *testing.T) *linkFlowEnv {
 	}
 	e.vault.Put(t, "voicegw/services/github", map[string]any{"client_secret": linkFlowClientSecret})
 
-	e.provider = newLinkFlowProvider(t, linkFlowClientID, linkFlowClientSecret)
+	e.provider = linkingtest.NewProvider(t, linkingtest.Config{
+		ClientID: linkFlowClientID, ClientSecret: linkFlowClientSecret, RequirePKCE: true,
+	})
 	e.upstream = newLinkFlowUpstream(t, e.provider)
 	e.gateway = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.handler.ServeHTTP(w, r) }))
 	t.Cleanup(e.gateway.Close)
@@ -158,7 +140,7 @@ func startLinkFlow(t *testing.T) *linkFlowEnv {
 			t.Fatalf("config: %v", p.Error())
 		}
 	}
-	log := slog.New(slog.NewJSONHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := newLogger(e.logs, slog.LevelDebug)
 	store, err := vault.New(cfg.Vault, vault.Options{Logger: log, Token: sec.Auth.ClientToken})
 	if err != nil {
 		t.Fatal(err)
@@ -228,14 +210,7 @@ func (e *linkFlowEnv) code(t testing.TB, user string) string {
 // when absent).
 func (e *linkFlowEnv) raw(t testing.TB, path string) map[string]any {
 	t.Helper()
-	sec, err := e.vault.Client().Logical().Read("secret/data/voicegw/" + path)
-	if err != nil {
-		t.Fatalf("vault read %s: %v", path, err)
-	}
-	if sec == nil || sec.Data["data"] == nil {
-		return nil
-	}
-	return sec.Data["data"].(map[string]any)
+	return readVault(t, e.vault, path)
 }
 
 // expire moves a link code's expiry into the past, as ten minutes would.
@@ -577,7 +552,7 @@ type linkFlowUpstream struct {
 	last map[string]string // user -> last Authorization
 }
 
-func newLinkFlowUpstream(t testing.TB, p *linkFlowProvider) *linkFlowUpstream {
+func newLinkFlowUpstream(t testing.TB, p *linkingtest.Provider) *linkFlowUpstream {
 	u := &linkFlowUpstream{last: map[string]string{}}
 	u.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		user, ok := strings.CutPrefix(r.URL.Path, "/user/")
@@ -608,188 +583,4 @@ func (u *linkFlowUpstream) LastAuth(user string) string {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.last[user]
-}
-
-// linkFlowProvider is a fake OAuth2 authorization server. /authorize
-// sends the browser straight back to redirect_uri with a code and the
-// same state (or error=access_denied after SetDeny); /token checks the
-// client id and secret (Basic or form), the redirect_uri and the PKCE
-// verifier against the S256 challenge it saw, and issues distinct token
-// pairs for grant_type authorization_code and refresh_token.
-type linkFlowProvider struct {
-	*httptest.Server
-	clientID, clientSecret string
-
-	mu        sync.Mutex
-	deny      bool
-	expiresIn time.Duration
-	n         int
-	authorize int
-	grants    map[string]*linkFlowGrant
-	refreshes map[string]string // live refresh token -> its access token
-	live      map[string]bool   // live access tokens
-	last      linkFlowToken
-	secrets   []string
-}
-
-type linkFlowGrant struct {
-	challenge, redirectURI string
-	used                   bool
-}
-
-// linkFlowToken is one issued token pair.
-type linkFlowToken struct{ Access, Refresh string }
-
-func newLinkFlowProvider(t testing.TB, clientID, clientSecret string) *linkFlowProvider {
-	p := &linkFlowProvider{clientID: clientID, clientSecret: clientSecret, expiresIn: time.Hour,
-		grants: map[string]*linkFlowGrant{}, refreshes: map[string]string{}, live: map[string]bool{}}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /authorize", p.serveAuthorize)
-	mux.HandleFunc("POST /token", p.serveToken)
-	p.Server = httptest.NewServer(mux)
-	t.Cleanup(p.Close)
-	return p
-}
-
-// SetDeny makes /authorize answer error=access_denied.
-func (p *linkFlowProvider) SetDeny(deny bool) {
-	p.mu.Lock()
-	p.deny = deny
-	p.mu.Unlock()
-}
-
-// SetExpiresIn sets the lifetime of tokens issued from now on.
-func (p *linkFlowProvider) SetExpiresIn(d time.Duration) {
-	p.mu.Lock()
-	p.expiresIn = d
-	p.mu.Unlock()
-}
-
-// LastToken is the token pair issued last.
-func (p *linkFlowProvider) LastToken() linkFlowToken {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.last
-}
-
-// Authorizations counts the authorization requests the provider answered.
-func (p *linkFlowProvider) Authorizations() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.authorize
-}
-
-// Live reports whether an access token is issued and not refreshed away.
-func (p *linkFlowProvider) Live(tok string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.live[tok]
-}
-
-// Secrets are every code, verifier and token the provider saw or issued.
-func (p *linkFlowProvider) Secrets() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.secrets...)
-}
-
-func (p *linkFlowProvider) random(prefix string) string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	p.n++
-	return fmt.Sprintf("%s-%d-%s", prefix, p.n, base64.RawURLEncoding.EncodeToString(b[:]))
-}
-
-func (p *linkFlowProvider) serveAuthorize(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	back, err := url.Parse(q.Get("redirect_uri"))
-	if err != nil || back.Scheme == "" || q.Get("client_id") != p.clientID || q.Get("response_type") != "code" || q.Get("state") == "" {
-		http.Error(w, "bad authorization request", http.StatusBadRequest)
-		return
-	}
-	if q.Get("code_challenge") == "" || q.Get("code_challenge_method") != "S256" {
-		http.Error(w, "PKCE with S256 required", http.StatusBadRequest)
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.authorize++
-	v := back.Query()
-	v.Set("state", q.Get("state"))
-	if p.deny {
-		v.Set("error", "access_denied")
-	} else {
-		code := p.random("ac")
-		p.grants[code] = &linkFlowGrant{challenge: q.Get("code_challenge"), redirectURI: back.String()}
-		p.secrets = append(p.secrets, code)
-		v.Set("code", code)
-	}
-	back.RawQuery = v.Encode()
-	http.Redirect(w, r, back.String(), http.StatusFound)
-}
-
-func linkFlowTokenError(w http.ResponseWriter, status int, code string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": code})
-}
-
-func (p *linkFlowProvider) serveToken(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		linkFlowTokenError(w, http.StatusBadRequest, "invalid_request")
-		return
-	}
-	id, secret, ok := r.BasicAuth()
-	if ok {
-		id, _ = url.QueryUnescape(id)
-		secret, _ = url.QueryUnescape(secret)
-	} else {
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
-	if id != p.clientID || secret != p.clientSecret {
-		linkFlowTokenError(w, http.StatusUnauthorized, "invalid_client")
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch r.PostForm.Get("grant_type") {
-	case "authorization_code":
-		g := p.grants[r.PostForm.Get("code")]
-		if g == nil || g.used || g.redirectURI != r.PostForm.Get("redirect_uri") {
-			linkFlowTokenError(w, http.StatusBadRequest, "invalid_grant")
-			return
-		}
-		verifier := r.PostForm.Get("code_verifier")
-		if verifier != "" {
-			p.secrets = append(p.secrets, verifier)
-		}
-		sum := sha256.Sum256([]byte(verifier))
-		if verifier == "" || base64.RawURLEncoding.EncodeToString(sum[:]) != g.challenge {
-			linkFlowTokenError(w, http.StatusBadRequest, "invalid_grant")
-			return
-		}
-		g.used = true
-	case "refresh_token":
-		rt := r.PostForm.Get("refresh_token")
-		old, ok := p.refreshes[rt]
-		if !ok {
-			linkFlowTokenError(w, http.StatusBadRequest, "invalid_grant")
-			return
-		}
-		delete(p.refreshes, rt)
-		delete(p.live, old)
-	default:
-		linkFlowTokenError(w, http.StatusBadRequest, "unsupported_grant_type")
-		return
-	}
-	p.last = linkFlowToken{Access: p.random("at"), Refresh: p.random("rt")}
-	p.refreshes[p.last.Refresh] = p.last.Access
-	p.live[p.last.Access] = true
-	p.secrets = append(p.secrets, p.last.Access, p.last.Refresh)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"access_token": p.last.Access, "token_type": "Bearer",
-		"expires_in": int(p.expiresIn / time.Second), "refresh_token": p.last.Refresh,
-	})
 }

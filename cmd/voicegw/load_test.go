@@ -69,7 +69,7 @@ func (u *loadUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := u.calls.Add(1)
 	if n%10 != 0 {
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = io.WriteString(w, `{"data":{"name":"Amazon","price":123.45}}`)
+		_, _ = io.WriteString(w, e2eQuote)
 		return
 	}
 	kind := int(n/10) % len(loadFaults)

@@ -82,30 +82,13 @@ skills:
 type servedProcess struct {
 	cmd  *exec.Cmd
 	addr string
-	logs *serveLog
+	logs *syncBuffer
 	done chan error
-}
-
-type serveLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *serveLog) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *serveLog) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func startServe(t *testing.T, cfgFile, addr string) *servedProcess {
 	t.Helper()
-	p := &servedProcess{addr: addr, logs: &serveLog{}, done: make(chan error, 1)}
+	p := &servedProcess{addr: addr, logs: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(MustBinary(t), "serve", "-c", cfgFile)
 	p.cmd.Stderr = p.logs
 	if err := p.cmd.Start(); err != nil {

@@ -6,7 +6,6 @@ package main
 // alexa.Handler). No mocks.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/voicegw/voicegw/gateway/alexa"
 	"github.com/voicegw/voicegw/gateway/config"
+	"github.com/voicegw/voicegw/gateway/linking/linkingtest"
 	"github.com/voicegw/voicegw/gateway/server"
 	"github.com/voicegw/voicegw/gateway/upstream"
 	"github.com/voicegw/voicegw/gateway/vault"
@@ -53,24 +53,6 @@ func secretValue(kind string) string {
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	return kind + "-" + hex.EncodeToString(b[:])
-}
-
-// lockedLog is a bytes.Buffer safe for concurrent writers.
-type lockedLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedLog) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedLog) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // leakCheck collects the secrets a test uses and everything the gateway
@@ -260,7 +242,7 @@ type vaultHarness struct {
 	t     *testing.T
 	vault *vaulttest.Server
 	api   *credAPI
-	logs  *lockedLog
+	logs  *syncBuffer
 	log   *slog.Logger
 	leaks *leakCheck
 }
@@ -271,7 +253,7 @@ func newVaultHarness(t *testing.T) *vaultHarness {
 		t:     t,
 		vault: vaulttest.Start(t),
 		api:   newCredAPI(t),
-		logs:  &lockedLog{},
+		logs:  &syncBuffer{},
 		leaks: &leakCheck{secrets: map[string]bool{}},
 	}
 	h.log = newLogger(h.logs, slog.LevelDebug)
@@ -309,15 +291,22 @@ func (h *vaultHarness) put(path string, fields map[string]any) {
 // raw reads <prefix>/path with the root client; nil when absent.
 func (h *vaultHarness) raw(path string) map[string]any {
 	h.t.Helper()
-	sec, err := h.vault.Client().Logical().Read("secret/data/voicegw/" + path)
-	if err != nil {
-		h.t.Fatalf("raw read %s: %v", path, err)
+	return readVault(h.t, h.vault, path)
+}
+
+// linkUsers links n users, amzn1.ask.account.<prefix>0 and on, each with
+// a fresh token in Vault that the fake API accepts, and returns their
+// userIds.
+func (h *vaultHarness) linkUsers(prefix string, n int) []string {
+	h.t.Helper()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("amzn1.ask.account.%s%d", prefix, i)
+		tok := secretValue("gho")
+		h.put("users/"+ids[i]+"/github", map[string]any{"access_token": tok})
+		h.api.set("user:"+ids[i], tok)
 	}
-	if sec == nil || sec.Data == nil {
-		return nil
-	}
-	data, _ := sec.Data["data"].(map[string]any)
-	return data
+	return ids
 }
 
 // gw is one gateway instance, wired as serve wires it.
@@ -527,13 +516,7 @@ func TestVaultRotationUnderLoad(t *testing.T) {
 	weatherKey := secretValue("wk")
 	h.put("services/weather", map[string]any{"api_key": weatherKey})
 	h.api.set("weather", weatherKey)
-	userIDs := make([]string, users)
-	for i := range userIDs {
-		userIDs[i] = fmt.Sprintf("amzn1.ask.account.LOAD%d", i)
-		tok := secretValue("gho")
-		h.put("users/"+userIDs[i]+"/github", map[string]any{"access_token": tok})
-		h.api.set("user:"+userIDs[i], tok)
-	}
+	userIDs := h.linkUsers("LOAD", users)
 	g := h.gateway(cfgVars{"VGW_CACHE_TTL": "30s"})
 
 	var (
@@ -711,13 +694,7 @@ func TestVaultReadsShared(t *testing.T) {
 	h.put("services/maps", map[string]any{"api_key": mapsKey})
 	h.api.set("weather", weatherKey)
 	h.api.set("maps", mapsKey)
-	userIDs := make([]string, users)
-	for i := range userIDs {
-		userIDs[i] = fmt.Sprintf("amzn1.ask.account.READ%d", i)
-		tok := secretValue("gho")
-		h.put("users/"+userIDs[i]+"/github", map[string]any{"access_token": tok})
-		h.api.set("user:"+userIDs[i], tok)
-	}
+	userIDs := h.linkUsers("READ", users)
 	g := h.gateway(cfgVars{"VGW_CACHE_TTL": "30s"})
 	intents := []struct{ name, want string }{{"Both", sayBoth}, {"Maps", sayMaps}, {"Repos", sayRepos}, {"Weather", sayWeather}}
 
@@ -822,84 +799,46 @@ func TestVaultReadyz(t *testing.T) {
 	}
 }
 
-// tokenProvider is a fake OAuth2 token endpoint with rotating refresh
-// tokens: each refresh token works once and yields a new, distinct access
-// token, which becomes the only one the fake API accepts for its user.
+// tokenProvider is the token endpoint of testdata/vault.yaml, with
+// rotating refresh tokens: each refresh token works once and yields a new,
+// distinct access token, which becomes the only one the fake API accepts
+// for its user.
 type tokenProvider struct {
-	srv          *httptest.Server
-	api          *credAPI
-	leaks        *leakCheck
-	clientID     string
+	*linkingtest.Provider
 	clientSecret string
-	delay        time.Duration
+	leaks        *leakCheck
 
-	mu      sync.Mutex
-	refresh map[string]string // valid refresh token -> userId
-	n       int
-
-	calls  atomic.Int64 // requests to the token endpoint
-	issued atomic.Int64 // successful refreshes
+	mu    sync.Mutex
+	users map[string]string // valid refresh token -> userId
 }
 
 func newTokenProvider(t testing.TB, api *credAPI, leaks *leakCheck) *tokenProvider {
-	p := &tokenProvider{api: api, leaks: leaks, clientID: "voicegw-it", clientSecret: secretValue("cs"),
-		delay: 100 * time.Millisecond, refresh: map[string]string{}}
+	p := &tokenProvider{clientSecret: secretValue("cs"), leaks: leaks, users: map[string]string{}}
 	leaks.secret(p.clientSecret)
-	p.srv = httptest.NewServer(http.HandlerFunc(p.token))
-	t.Cleanup(p.srv.Close)
+	p.Provider = linkingtest.NewProvider(t, linkingtest.Config{
+		ClientID:     "voicegw-it",
+		ClientSecret: p.clientSecret,
+		Delay:        100 * time.Millisecond, // widen the window in which replicas race
+		OnIssue: func(redeemed string, tok linkingtest.Token) {
+			p.mu.Lock()
+			user := p.users[redeemed]
+			delete(p.users, redeemed)
+			p.users[tok.Refresh] = user
+			p.mu.Unlock()
+			leaks.secret(tok.Access, tok.Refresh)
+			api.set("user:"+user, tok.Access)
+		},
+	})
 	return p
 }
 
 // grant registers a refresh token for user.
 func (p *tokenProvider) grant(rt, user string) {
 	p.mu.Lock()
-	p.refresh[rt] = user
+	p.users[rt] = user
 	p.mu.Unlock()
+	p.AddRefreshToken(rt)
 	p.leaks.secret(rt)
-}
-
-func (p *tokenProvider) token(w http.ResponseWriter, r *http.Request) {
-	p.calls.Add(1)
-	time.Sleep(p.delay) // widen the window in which replicas race
-	w.Header().Set("Content-Type", "application/json")
-	fail := func(status int, code string) {
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(map[string]string{"error": code})
-	}
-	if r.Method != http.MethodPost || r.URL.Path != "/token" || r.ParseForm() != nil {
-		fail(http.StatusBadRequest, "invalid_request")
-		return
-	}
-	id, secret, ok := r.BasicAuth()
-	if !ok {
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
-	if id != p.clientID || secret != p.clientSecret {
-		fail(http.StatusUnauthorized, "invalid_client")
-		return
-	}
-	if r.PostForm.Get("grant_type") != "refresh_token" {
-		fail(http.StatusBadRequest, "unsupported_grant_type")
-		return
-	}
-	p.mu.Lock()
-	user, ok := p.refresh[r.PostForm.Get("refresh_token")]
-	if !ok {
-		p.mu.Unlock()
-		fail(http.StatusBadRequest, "invalid_grant")
-		return
-	}
-	delete(p.refresh, r.PostForm.Get("refresh_token"))
-	p.n++
-	access, rt := fmt.Sprintf("at%d-%s", p.n, secretValue("")), fmt.Sprintf("rt%d-%s", p.n, secretValue(""))
-	p.refresh[rt] = user
-	p.mu.Unlock()
-	p.leaks.secret(access, rt)
-	p.api.set("user:"+user, access)
-	p.issued.Add(1)
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"access_token": access, "token_type": "Bearer", "refresh_token": rt, "expires_in": 3600,
-	})
 }
 
 // TestVaultRefreshRace runs two independent gateway instances (two stores,
@@ -910,7 +849,7 @@ func TestVaultRefreshRace(t *testing.T) {
 	h := newVaultHarness(t)
 	p := newTokenProvider(t, h.api, h.leaks)
 	h.put("services/github", map[string]any{"client_secret": p.clientSecret})
-	env := cfgVars{"VGW_TOKEN_URL": p.srv.URL, "VGW_CACHE_TTL": "30s"}
+	env := cfgVars{"VGW_TOKEN_URL": p.URL, "VGW_CACHE_TTL": "30s"}
 	replicas := []*vaultGateway{h.gateway(env), h.gateway(env)}
 
 	// linkExpiring stores a token for user that expires within 60 s.
@@ -963,23 +902,23 @@ func TestVaultRefreshRace(t *testing.T) {
 
 	t.Run("two replicas refresh once", func(t *testing.T) {
 		const rounds = 10
-		var perRound []int64
+		var perRound []int
 		for r := 0; r < rounds; r++ {
 			user := fmt.Sprintf("amzn1.ask.account.CAS%02d", r)
 			rt := secretValue("rt")
 			p.grant(rt, user)
 			linkExpiring(user, 30*time.Second, rt)
-			calls, issued := p.calls.Load(), p.issued.Load()
+			calls, issued := p.Counts().TokenRequests, p.Counts().Refreshes
 			for i, a := range both(user) {
 				if a.status != http.StatusOK || a.speech != sayRepos {
 					t.Fatalf("round %d replica %d: HTTP %d %q", r, i, a.status, a.speech)
 				}
 			}
-			perRound = append(perRound, p.calls.Load()-calls)
-			if n := p.issued.Load() - issued; n != 1 {
+			perRound = append(perRound, p.Counts().TokenRequests-calls)
+			if n := p.Counts().Refreshes - issued; n != 1 {
 				t.Fatalf("round %d: %d refreshes, want 1", r, n)
 			}
-			if n := p.calls.Load() - calls; n != 1 {
+			if n := p.Counts().TokenRequests - calls; n != 1 {
 				t.Fatalf("round %d: %d token endpoint calls, want 1", r, n)
 			}
 			checkVault(t, user)
@@ -987,7 +926,7 @@ func TestVaultRefreshRace(t *testing.T) {
 			for _, g := range replicas {
 				g.mustSay(t, "Repos", user, sayRepos)
 			}
-			if n := p.calls.Load() - calls; n != 1 {
+			if n := p.Counts().TokenRequests - calls; n != 1 {
 				t.Fatalf("round %d: later turns refreshed again", r)
 			}
 		}
@@ -999,9 +938,9 @@ func TestVaultRefreshRace(t *testing.T) {
 		rt := secretValue("rt")
 		p.grant(rt, user)
 		revoked := linkExpiring(user, time.Hour, rt) // not expiring: used as is
-		issued := p.issued.Load()
+		issued := p.Counts().Refreshes
 		replicas[0].mustSay(t, "Repos", user, sayRepos)
-		if n := p.issued.Load() - issued; n != 1 {
+		if n := p.Counts().Refreshes - issued; n != 1 {
 			t.Fatalf("%d refreshes after the 401, want 1", n)
 		}
 		if h.api.saw(revoked) != 1 {
@@ -1010,7 +949,7 @@ func TestVaultRefreshRace(t *testing.T) {
 		checkVault(t, user)
 		// The other replica has nothing cached: it reads the new token.
 		replicas[1].mustSay(t, "Repos", user, sayRepos)
-		if n := p.issued.Load() - issued; n != 1 {
+		if n := p.Counts().Refreshes - issued; n != 1 {
 			t.Fatalf("%d refreshes in all, want 1", n)
 		}
 	})

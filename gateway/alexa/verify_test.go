@@ -21,6 +21,7 @@ import (
 
 	"github.com/voicegw/voicegw/gateway"
 	"github.com/voicegw/voicegw/gateway/alexa"
+	"github.com/voicegw/voicegw/gateway/alexa/alexatest"
 )
 
 // verifyAppID is the application id of the requests the verifier tests sign.
@@ -42,12 +43,12 @@ func (c *testClock) Now() time.Time  { return time.Unix(0, c.ns.Load()) }
 func (c *testClock) Set(t time.Time) { c.ns.Store(t.UnixNano()) }
 
 // newTestVerifier returns a verifier over the test PKI, its fetcher and
-// its clock (at pkiBase).
-func newTestVerifier(tb testing.TB) (*alexa.Verifier, *pkiFetcher, *testClock) {
+// its clock (at alexatest.Base).
+func newTestVerifier(tb testing.TB) (*alexa.Verifier, *alexatest.Fetcher, *testClock) {
 	tb.Helper()
-	p := mustVerifyPKI(tb)
-	f := newPKIFetcher(p)
-	clock := newTestClock(pkiBase)
+	p := alexatest.MustPKI(tb)
+	f := alexatest.NewFetcher(p)
+	clock := newTestClock(alexatest.Base)
 	v := alexa.NewVerifier(alexa.VerifierConfig{
 		Tolerance: verifyTolerance,
 		Roots:     p.Roots,
@@ -69,29 +70,15 @@ func signedBody(ts time.Time) []byte {
 	})
 }
 
-// sigHeader returns Alexa's two signature headers; an empty value leaves
-// the header out.
-func sigHeader(certURL, sig string) http.Header {
-	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	if certURL != "" {
-		h.Set(alexa.HeaderCertURL, certURL)
-	}
-	if sig != "" {
-		h.Set(alexa.HeaderSignature, sig)
-	}
-	return h
-}
-
 // signatureCase is one row of the signature table: the request as sent
 // and the error it must get ("" for none).
 type signatureCase struct {
 	name    string
 	certURL string
-	sig     func(tb testing.TB, p *verifyPKI, body []byte) string
+	sig     func(tb testing.TB, p *alexatest.PKI, body []byte) string
 	// body is what is sent; nil means the signed body.
 	body func(signed []byte) []byte
-	// signed, when set, replaces signedBody(pkiBase) as the body that is
+	// signed, when set, replaces signedBody(alexatest.Base) as the body that is
 	// signed and sent.
 	signed []byte
 	// fetched is the normalised URL that must have been fetched ("" for
@@ -101,18 +88,18 @@ type signatureCase struct {
 }
 
 // leafSig signs with the key of the leaves chained to the test root.
-func leafSig(tb testing.TB, p *verifyPKI, body []byte) string {
-	return signRaw(tb, p.LeafKey, body)
+func leafSig(tb testing.TB, p *alexatest.PKI, body []byte) string {
+	return alexatest.Sign(tb, p.LeafKey, body)
 }
 
 // forgerSig signs with a key no trusted certificate holds.
-func forgerSig(tb testing.TB, p *verifyPKI, body []byte) string {
-	return signRaw(tb, p.ForgerKey, body)
+func forgerSig(tb testing.TB, p *alexatest.PKI, body []byte) string {
+	return alexatest.Sign(tb, p.ForgerKey, body)
 }
 
 // fixedSig sends s as the signature.
-func fixedSig(s string) func(testing.TB, *verifyPKI, []byte) string {
-	return func(testing.TB, *verifyPKI, []byte) string { return s }
+func fixedSig(s string) func(testing.TB, *alexatest.PKI, []byte) string {
+	return func(testing.TB, *alexatest.PKI, []byte) string { return s }
 }
 
 // indentedBody is a signed body as Alexa could send it: not in the
@@ -120,7 +107,7 @@ func fixedSig(s string) func(testing.TB, *verifyPKI, []byte) string {
 func indentedBody(tb testing.TB) []byte {
 	tb.Helper()
 	var b bytes.Buffer
-	if err := json.Indent(&b, signedBody(pkiBase), "", "  "); err != nil {
+	if err := json.Indent(&b, signedBody(alexatest.Base), "", "  "); err != nil {
 		tb.Fatal(err)
 	}
 	return b.Bytes()
@@ -145,9 +132,9 @@ func reencoded(tb testing.TB, body []byte) []byte {
 }
 
 func signatureCases(tb testing.TB) []signatureCase {
-	valid := certURLOf(certValid)
-	cert := func(name, variant string, sig func(testing.TB, *verifyPKI, []byte) string, wantErr string) signatureCase {
-		return signatureCase{name: name, certURL: certURLOf(variant), sig: sig, fetched: certURLOf(variant), wantErr: wantErr}
+	valid := alexatest.URL(alexatest.Valid)
+	cert := func(name string, variant alexatest.Variant, sig func(testing.TB, *alexatest.PKI, []byte) string, wantErr string) signatureCase {
+		return signatureCase{name: name, certURL: alexatest.URL(variant), sig: sig, fetched: alexatest.URL(variant), wantErr: wantErr}
 	}
 	urlCase := func(name, raw, fetched, wantErr string) signatureCase {
 		return signatureCase{name: name, certURL: raw, sig: leafSig, fetched: fetched, wantErr: wantErr}
@@ -157,10 +144,10 @@ func signatureCases(tb testing.TB) []signatureCase {
 	_, _ = rand.Read(random)
 	return []signatureCase{
 		// SignatureCertChainUrl rules.
-		urlCase("url/canonical", "https://s3.amazonaws.com/echo.api/echo-api-cert.pem", certBaseURL+"echo-api-cert.pem", ""),
-		urlCase("url/upper-case scheme and host", "HTTPS://S3.AMAZONAWS.COM/echo.api/echo-api-cert.pem", certBaseURL+"echo-api-cert.pem", ""),
-		urlCase("url/port 443", "https://s3.amazonaws.com:443/echo.api/x", certBaseURL+"x", ""),
-		urlCase("url/dot segments back into echo.api", "https://s3.amazonaws.com/echo.api/../echo.api/x", certBaseURL+"x", ""),
+		urlCase("url/canonical", "https://s3.amazonaws.com/echo.api/echo-api-cert.pem", alexatest.CanonicalURL, ""),
+		urlCase("url/upper-case scheme and host", "HTTPS://S3.AMAZONAWS.COM/echo.api/echo-api-cert.pem", alexatest.CanonicalURL, ""),
+		urlCase("url/port 443", "https://s3.amazonaws.com:443/echo.api/x", alexatest.BaseURL+"x", ""),
+		urlCase("url/dot segments back into echo.api", "https://s3.amazonaws.com/echo.api/../echo.api/x", alexatest.BaseURL+"x", ""),
 		urlCase("url/http", "http://s3.amazonaws.com/echo.api/echo-api-cert.pem", "", "not https"),
 		urlCase("url/port 563", "https://s3.amazonaws.com:563/echo.api/echo-api-cert.pem", "", "port is not 443"),
 		urlCase("url/port 0443", "https://s3.amazonaws.com:0443/echo.api/echo-api-cert.pem", "", "port is not 443"),
@@ -177,19 +164,19 @@ func signatureCases(tb testing.TB) []signatureCase {
 		urlCase("url/does not parse", "https://s3.amazonaws.com:x/echo.api/", "", "does not parse"),
 
 		// The certificate chain.
-		cert("cert/valid", certValid, leafSig, ""),
-		cert("cert/expired", certExpired, leafSig, "not valid now"),
-		cert("cert/not yet valid", certNotYetValid, leafSig, "not valid now"),
-		cert("cert/wrong SAN", certWrongSAN, leafSig, "SANs"),
-		cert("cert/CN only", certCNOnly, leafSig, "SANs"),
-		cert("cert/wildcard SAN", certWildcard, leafSig, "SANs"),
-		cert("cert/self-signed", certSelfSigned, forgerSig, "does not verify"),
-		cert("cert/untrusted root", certUntrusted, forgerSig, "does not verify"),
-		cert("cert/intermediate missing", certNoInter, leafSig, "does not verify"),
-		cert("cert/ECDSA key", certECDSA, leafSig, "not RSA"),
-		cert("cert/not PEM", certGarbage, leafSig, "no certificate"),
-		cert("cert/bad DER", certBadDER, leafSig, "does not parse"),
-		cert("cert/download fails", certMissing, leafSig, "download failed"),
+		cert("cert/valid", alexatest.Valid, leafSig, ""),
+		cert("cert/expired", alexatest.Expired, leafSig, "not valid now"),
+		cert("cert/not yet valid", alexatest.NotYetValid, leafSig, "not valid now"),
+		cert("cert/wrong SAN", alexatest.WrongSAN, leafSig, "SANs"),
+		cert("cert/CN only", alexatest.CNOnly, leafSig, "SANs"),
+		cert("cert/wildcard SAN", alexatest.Wildcard, leafSig, "SANs"),
+		cert("cert/self-signed", alexatest.SelfSigned, forgerSig, "does not verify"),
+		cert("cert/untrusted root", alexatest.Untrusted, forgerSig, "does not verify"),
+		cert("cert/intermediate missing", alexatest.NoIntermediate, leafSig, "does not verify"),
+		cert("cert/ECDSA key", alexatest.ECDSA, leafSig, "not RSA"),
+		cert("cert/not PEM", alexatest.Garbage, leafSig, "no certificate"),
+		cert("cert/bad DER", alexatest.BadDER, leafSig, "does not parse"),
+		cert("cert/download fails", alexatest.Missing, leafSig, "download failed"),
 
 		// The signature over the raw body.
 		{name: "sig/raw indented body", certURL: valid, sig: leafSig, signed: indented, fetched: valid},
@@ -200,15 +187,15 @@ func signatureCases(tb testing.TB) []signatureCase {
 			body:    func(b []byte) []byte { return append(append([]byte(nil), b...), ' ') },
 			wantErr: "does not match"},
 		{name: "sig/over re-encoded JSON", certURL: valid, signed: indented, fetched: valid,
-			sig: func(tb testing.TB, p *verifyPKI, body []byte) string {
-				return signRaw(tb, p.LeafKey, reencoded(tb, body))
+			sig: func(tb testing.TB, p *alexatest.PKI, body []byte) string {
+				return alexatest.Sign(tb, p.LeafKey, reencoded(tb, body))
 			},
 			wantErr: "does not match"},
 		{name: "sig/other key", certURL: valid, sig: forgerSig, fetched: valid, wantErr: "does not match"},
 		{name: "sig/random bytes", certURL: valid, sig: fixedSig(base64.StdEncoding.EncodeToString(random)), fetched: valid, wantErr: "does not match"},
 		{name: "sig/truncated", certURL: valid, fetched: valid, wantErr: "does not match",
-			sig: func(tb testing.TB, p *verifyPKI, body []byte) string {
-				raw, _ := base64.StdEncoding.DecodeString(signRaw(tb, p.LeafKey, body))
+			sig: func(tb testing.TB, p *alexatest.PKI, body []byte) string {
+				raw, _ := base64.StdEncoding.DecodeString(alexatest.Sign(tb, p.LeafKey, body))
 				return base64.StdEncoding.EncodeToString(raw[:128])
 			}},
 		{name: "sig/not base64", certURL: valid, sig: fixedSig("!!not*base64!!"), wantErr: "not base64"},
@@ -220,21 +207,21 @@ func signatureCases(tb testing.TB) []signatureCase {
 }
 
 // request returns the header and body tc sends.
-func (tc signatureCase) request(tb testing.TB, p *verifyPKI) (http.Header, []byte) {
+func (tc signatureCase) request(tb testing.TB, p *alexatest.PKI) (http.Header, []byte) {
 	signed := tc.signed
 	if signed == nil {
-		signed = signedBody(pkiBase)
+		signed = signedBody(alexatest.Base)
 	}
 	sig := tc.sig(tb, p, signed)
 	body := signed
 	if tc.body != nil {
 		body = tc.body(signed)
 	}
-	return sigHeader(tc.certURL, sig), body
+	return alexatest.Header(tc.certURL, sig), body
 }
 
 func TestVerifySignature(t *testing.T) {
-	p := mustVerifyPKI(t)
+	p := alexatest.MustPKI(t)
 	for _, tc := range signatureCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			v, f, _ := newTestVerifier(t)
@@ -250,11 +237,11 @@ func TestVerifySignature(t *testing.T) {
 			case err != nil && !errors.Is(err, alexa.ErrVerify):
 				t.Fatalf("Signature: %v does not wrap ErrVerify", err)
 			}
-			if got := f.total.Load(); tc.fetched == "" && got != 0 {
+			if got := f.Total(); tc.fetched == "" && got != 0 {
 				t.Errorf("fetched %d times, want no download for a rejected URL", got)
 			}
 			if tc.fetched != "" && f.Fetches(tc.fetched) != 1 {
-				t.Errorf("fetches of %s = %d, want 1 (all: %v)", tc.fetched, f.Fetches(tc.fetched), f.byURL)
+				t.Errorf("fetches of %s = %d, want 1 (all: %v)", tc.fetched, f.Fetches(tc.fetched), f.ByURL())
 			}
 		})
 	}
@@ -268,17 +255,17 @@ func TestVerifyTimestamp(t *testing.T) {
 		ts   time.Time
 		ok   bool
 	}{
-		{"now", pkiBase, true},
-		{"at the tolerance, past", pkiBase.Add(-tol), true},
-		{"at the tolerance, future", pkiBase.Add(tol), true},
-		{"just past the tolerance, past", pkiBase.Add(-tol - time.Nanosecond), false},
-		{"just past the tolerance, future", pkiBase.Add(tol + time.Nanosecond), false},
-		{"a second past the tolerance, past", pkiBase.Add(-tol - time.Second), false},
-		{"a second past the tolerance, future", pkiBase.Add(tol + time.Second), false},
-		{"replayed an hour later", pkiBase.Add(-time.Hour), false},
-		{"replayed a day later", pkiBase.Add(-24 * time.Hour), false},
+		{"now", alexatest.Base, true},
+		{"at the tolerance, past", alexatest.Base.Add(-tol), true},
+		{"at the tolerance, future", alexatest.Base.Add(tol), true},
+		{"just past the tolerance, past", alexatest.Base.Add(-tol - time.Nanosecond), false},
+		{"just past the tolerance, future", alexatest.Base.Add(tol + time.Nanosecond), false},
+		{"a second past the tolerance, past", alexatest.Base.Add(-tol - time.Second), false},
+		{"a second past the tolerance, future", alexatest.Base.Add(tol + time.Second), false},
+		{"replayed an hour later", alexatest.Base.Add(-time.Hour), false},
+		{"replayed a day later", alexatest.Base.Add(-24 * time.Hour), false},
 		{"zero time", time.Time{}, false},
-		{"far future", pkiBase.Add(100 * 365 * 24 * time.Hour), false},
+		{"far future", alexatest.Base.Add(100 * 365 * 24 * time.Hour), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -294,30 +281,30 @@ func TestVerifyTimestamp(t *testing.T) {
 }
 
 func TestVerifyDefaultTolerance(t *testing.T) {
-	clock := newTestClock(pkiBase)
+	clock := newTestClock(alexatest.Base)
 	v := alexa.NewVerifier(alexa.VerifierConfig{Now: clock.Now})
-	if err := v.Timestamp(pkiBase.Add(-150 * time.Second)); err != nil {
+	if err := v.Timestamp(alexatest.Base.Add(-150 * time.Second)); err != nil {
 		t.Errorf("150 s with the default tolerance: %v", err)
 	}
-	if err := v.Timestamp(pkiBase.Add(-151 * time.Second)); err == nil {
+	if err := v.Timestamp(alexatest.Base.Add(-151 * time.Second)); err == nil {
 		t.Error("151 s with the default tolerance: accepted")
 	}
 }
 
 func TestVerifyCertCache(t *testing.T) {
-	p := mustVerifyPKI(t)
+	p := alexatest.MustPKI(t)
 	ctx := context.Background()
-	body := signedBody(pkiBase)
-	sig := signRaw(t, p.LeafKey, body)
+	body := signedBody(alexatest.Base)
+	sig := alexatest.Sign(t, p.LeafKey, body)
 
 	t.Run("same URL fetched once", func(t *testing.T) {
 		v, f, _ := newTestVerifier(t)
 		for i := 0; i < 3; i++ {
-			if err := v.Signature(ctx, sigHeader(certURLOf(certValid), sig), body); err != nil {
+			if err := v.Signature(ctx, alexatest.Header(alexatest.URL(alexatest.Valid), sig), body); err != nil {
 				t.Fatalf("verification %d: %v", i+1, err)
 			}
 		}
-		if n := f.total.Load(); n != 1 {
+		if n := f.Total(); n != 1 {
 			t.Fatalf("fetched %d times, want 1", n)
 		}
 	})
@@ -329,32 +316,32 @@ func TestVerifyCertCache(t *testing.T) {
 			"HTTPS://S3.AMAZONAWS.COM/echo.api/echo-api-cert.pem",
 			"https://s3.amazonaws.com:443/echo.api/../echo.api/echo-api-cert.pem",
 		} {
-			if err := v.Signature(ctx, sigHeader(u, sig), body); err != nil {
+			if err := v.Signature(ctx, alexatest.Header(u, sig), body); err != nil {
 				t.Fatalf("%s: %v", u, err)
 			}
 		}
-		if n := f.total.Load(); n != 1 {
+		if n := f.Total(); n != 1 {
 			t.Fatalf("fetched %d times, want 1", n)
 		}
 	})
 
 	t.Run("refetched and rejected after NotAfter", func(t *testing.T) {
 		v, f, clock := newTestVerifier(t)
-		u := certURLOf(certShortLeaf)
+		u := alexatest.URL(alexatest.ShortLeaf)
 		for i := 0; i < 2; i++ {
-			if err := v.Signature(ctx, sigHeader(u, sig), body); err != nil {
+			if err := v.Signature(ctx, alexatest.Header(u, sig), body); err != nil {
 				t.Fatalf("verification %d: %v", i+1, err)
 			}
 		}
-		clock.Set(pkiBase.Add(shortLeafLife - time.Second))
-		if err := v.Signature(ctx, sigHeader(u, sig), body); err != nil {
+		clock.Set(alexatest.Base.Add(alexatest.ShortLeafLife - time.Second))
+		if err := v.Signature(ctx, alexatest.Header(u, sig), body); err != nil {
 			t.Fatalf("a second before NotAfter: %v", err)
 		}
 		if n := f.Fetches(u); n != 1 {
 			t.Fatalf("fetched %d times before NotAfter, want 1", n)
 		}
-		clock.Set(pkiBase.Add(shortLeafLife + time.Second))
-		err := v.Signature(ctx, sigHeader(u, sig), body)
+		clock.Set(alexatest.Base.Add(alexatest.ShortLeafLife + time.Second))
+		err := v.Signature(ctx, alexatest.Header(u, sig), body)
 		if err == nil || !strings.Contains(err.Error(), "not valid now") {
 			t.Fatalf("after NotAfter: %v, want the certificate rejected as expired", err)
 		}
@@ -362,7 +349,7 @@ func TestVerifyCertCache(t *testing.T) {
 			t.Fatalf("fetched %d times, want 2 (the cache entry expires at NotAfter)", n)
 		}
 		// A failed download is not cached either.
-		_ = v.Signature(ctx, sigHeader(u, sig), body)
+		_ = v.Signature(ctx, alexatest.Header(u, sig), body)
 		if n := f.Fetches(u); n != 3 {
 			t.Fatalf("fetched %d times, want 3", n)
 		}
@@ -370,26 +357,26 @@ func TestVerifyCertCache(t *testing.T) {
 
 	t.Run("expires with the intermediate", func(t *testing.T) {
 		v, _, clock := newTestVerifier(t)
-		u := certURLOf(certShortInter)
-		if err := v.Signature(ctx, sigHeader(u, sig), body); err != nil {
+		u := alexatest.URL(alexatest.ShortIntermediate)
+		if err := v.Signature(ctx, alexatest.Header(u, sig), body); err != nil {
 			t.Fatalf("while the intermediate is valid: %v", err)
 		}
-		clock.Set(pkiBase.Add(shortInterLife + time.Second))
-		if err := v.Signature(ctx, sigHeader(u, sig), body); err == nil {
+		clock.Set(alexatest.Base.Add(alexatest.ShortIntermediateLife + time.Second))
+		if err := v.Signature(ctx, alexatest.Header(u, sig), body); err == nil {
 			t.Fatal("accepted after the intermediate expired: the cache outlived the chain")
 		}
 	})
 
 	t.Run("concurrent misses share one download", func(t *testing.T) {
-		f := &gatedFetcher{pkiFetcher: newPKIFetcher(p), entered: make(chan struct{}, 16), release: make(chan struct{})}
-		v := alexa.NewVerifier(alexa.VerifierConfig{Roots: p.Roots, Fetcher: f, Now: newTestClock(pkiBase).Now})
+		f := &gatedFetcher{Fetcher: alexatest.NewFetcher(p), entered: make(chan struct{}, 16), release: make(chan struct{})}
+		v := alexa.NewVerifier(alexa.VerifierConfig{Roots: p.Roots, Fetcher: f, Now: newTestClock(alexatest.Base).Now})
 		var wg sync.WaitGroup
 		errs := make(chan error, 16)
 		for i := 0; i < 16; i++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs <- v.Signature(ctx, sigHeader(certURLOf(certValid), sig), body)
+				errs <- v.Signature(ctx, alexatest.Header(alexatest.URL(alexatest.Valid), sig), body)
 			}()
 		}
 		<-f.entered
@@ -402,7 +389,7 @@ func TestVerifyCertCache(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if n := f.total.Load(); n != 1 {
+		if n := f.Total(); n != 1 {
 			t.Fatalf("fetched %d times, want 1", n)
 		}
 	})
@@ -410,7 +397,7 @@ func TestVerifyCertCache(t *testing.T) {
 
 // gatedFetcher holds every download until release is closed.
 type gatedFetcher struct {
-	*pkiFetcher
+	*alexatest.Fetcher
 	entered chan struct{}
 	release chan struct{}
 }
@@ -418,7 +405,7 @@ type gatedFetcher struct {
 func (f *gatedFetcher) Fetch(ctx context.Context, url string) ([]byte, error) {
 	f.entered <- struct{}{}
 	<-f.release
-	return f.pkiFetcher.Fetch(ctx, url)
+	return f.Fetcher.Fetch(ctx, url)
 }
 
 // verifyEngine is an alexa.Engine that knows one skill and counts turns.
@@ -498,7 +485,7 @@ func checkRejected(tb testing.TB, status int, body []byte) {
 }
 
 func TestHandlerVerification(t *testing.T) {
-	p := mustVerifyPKI(t)
+	p := alexatest.MustPKI(t)
 	for _, tc := range signatureCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			h, eng, obs, _ := newVerifyingHandler(t)
@@ -525,26 +512,26 @@ func TestHandlerVerification(t *testing.T) {
 }
 
 func TestHandlerTimestamp(t *testing.T) {
-	p := mustVerifyPKI(t)
-	valid := certURLOf(certValid)
+	p := alexatest.MustPKI(t)
+	valid := alexatest.URL(alexatest.Valid)
 	cases := []struct {
 		name string
 		ts   time.Time
 		ok   bool
 	}{
-		{"now", pkiBase, true},
-		{"at the tolerance, past", pkiBase.Add(-verifyTolerance), true},
-		{"at the tolerance, future", pkiBase.Add(verifyTolerance), true},
-		{"a second past the tolerance, past", pkiBase.Add(-verifyTolerance - time.Second), false},
-		{"a second past the tolerance, future", pkiBase.Add(verifyTolerance + time.Second), false},
-		{"replayed an hour later", pkiBase.Add(-time.Hour), false},
+		{"now", alexatest.Base, true},
+		{"at the tolerance, past", alexatest.Base.Add(-verifyTolerance), true},
+		{"at the tolerance, future", alexatest.Base.Add(verifyTolerance), true},
+		{"a second past the tolerance, past", alexatest.Base.Add(-verifyTolerance - time.Second), false},
+		{"a second past the tolerance, future", alexatest.Base.Add(verifyTolerance + time.Second), false},
+		{"replayed an hour later", alexatest.Base.Add(-time.Hour), false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h, eng, obs, _ := newVerifyingHandler(t)
 			// A correctly signed request: only its timestamp can fail.
 			body := signedBody(tc.ts)
-			status, out := h.Serve(context.Background(), "", sigHeader(valid, signRaw(t, p.LeafKey, body)), body)
+			status, out := h.Serve(context.Background(), "", alexatest.Header(valid, alexatest.Sign(t, p.LeafKey, body)), body)
 			if tc.ok {
 				if status != http.StatusOK {
 					t.Fatalf("status %d, want 200: %s", status, out)
@@ -563,10 +550,10 @@ func TestHandlerTimestamp(t *testing.T) {
 
 	t.Run("epoch milliseconds", func(t *testing.T) {
 		h, _, _, _ := newVerifyingHandler(t)
-		body := bytes.Replace(signedBody(pkiBase),
-			[]byte(`"`+pkiBase.UTC().Format(time.RFC3339)+`"`),
-			[]byte(fmt.Sprint(pkiBase.Add(-time.Hour).UnixMilli())), 1)
-		status, out := h.Serve(context.Background(), "", sigHeader(valid, signRaw(t, p.LeafKey, body)), body)
+		body := bytes.Replace(signedBody(alexatest.Base),
+			[]byte(`"`+alexatest.Base.UTC().Format(time.RFC3339)+`"`),
+			[]byte(fmt.Sprint(alexatest.Base.Add(-time.Hour).UnixMilli())), 1)
+		status, out := h.Serve(context.Background(), "", alexatest.Header(valid, alexatest.Sign(t, p.LeafKey, body)), body)
 		checkRejected(t, status, out)
 	})
 }
@@ -575,8 +562,8 @@ func TestHandlerTimestamp(t *testing.T) {
 // before its signature is verified: invalid JSON with a bad signature is
 // refused for the signature, with a good one for the envelope.
 func TestHandlerSignatureBeforeJSON(t *testing.T) {
-	p := mustVerifyPKI(t)
-	valid := certURLOf(certValid)
+	p := alexatest.MustPKI(t)
+	valid := alexatest.URL(alexatest.Valid)
 	for _, body := range [][]byte{
 		[]byte(`{"version": "1.0", "request": `),
 		[]byte("\xff\xfe not UTF-8"),
@@ -584,12 +571,12 @@ func TestHandlerSignatureBeforeJSON(t *testing.T) {
 		[]byte(`{"a":1,"a":2}`),
 	} {
 		h, _, obs, _ := newVerifyingHandler(t)
-		status, out := h.Serve(context.Background(), "", sigHeader(valid, signRaw(t, p.ForgerKey, body)), body)
+		status, out := h.Serve(context.Background(), "", alexatest.Header(valid, alexatest.Sign(t, p.ForgerKey, body)), body)
 		checkRejected(t, status, out)
 		if got := obs.last(); got != "signature" {
 			t.Errorf("%.20q with a bad signature: reason %q, want signature", body, got)
 		}
-		status, out = h.Serve(context.Background(), "", sigHeader(valid, signRaw(t, p.LeafKey, body)), body)
+		status, out = h.Serve(context.Background(), "", alexatest.Header(valid, alexatest.Sign(t, p.LeafKey, body)), body)
 		checkRejected(t, status, out)
 		if got := obs.last(); got != "envelope" {
 			t.Errorf("%.20q with a good signature: reason %q, want envelope", body, got)
@@ -598,15 +585,15 @@ func TestHandlerSignatureBeforeJSON(t *testing.T) {
 }
 
 func TestHandlerApplicationID(t *testing.T) {
-	p := mustVerifyPKI(t)
+	p := alexatest.MustPKI(t)
 	h, eng, obs, _ := newVerifyingHandler(t)
 	body := alexa.BuildRequest(alexa.RequestSpec{
 		ApplicationID: "amzn1.ask.skill.someone-else",
 		UserID:        "amzn1.ask.account.VERIFY",
 		Type:          "LaunchRequest",
-		Timestamp:     pkiBase,
+		Timestamp:     alexatest.Base,
 	})
-	status, out := h.Serve(context.Background(), "stocks", sigHeader(certURLOf(certValid), signRaw(t, p.LeafKey, body)), body)
+	status, out := h.Serve(context.Background(), "stocks", alexatest.Header(alexatest.URL(alexatest.Valid), alexatest.Sign(t, p.LeafKey, body)), body)
 	checkRejected(t, status, out)
 	if got := obs.last(); got != "application id" {
 		t.Errorf("reason %q, want application id", got)
@@ -620,10 +607,10 @@ func TestHandlerApplicationID(t *testing.T) {
 // certificate is cached: the URL rules, base64, SHA-256 of the body, the
 // RSA-2048 verification and the timestamp check.
 func BenchmarkVerify(b *testing.B) {
-	p := mustVerifyPKI(b)
-	v := alexa.NewVerifier(alexa.VerifierConfig{Roots: p.Roots, Fetcher: newPKIFetcher(p)})
+	p := alexatest.MustPKI(b)
+	v := alexa.NewVerifier(alexa.VerifierConfig{Roots: p.Roots, Fetcher: alexatest.NewFetcher(p)})
 	body := signedBody(time.Now())
-	header := sigHeader(certURLOf(certValid), signRaw(b, p.LeafKey, body))
+	header := alexatest.Header(alexatest.URL(alexatest.Valid), alexatest.Sign(b, p.LeafKey, body))
 	ctx := context.Background()
 	if err := v.Signature(ctx, header, body); err != nil {
 		b.Fatal(err)

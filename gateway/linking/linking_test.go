@@ -24,6 +24,7 @@ import (
 	"github.com/voicegw/voicegw/gateway/auth"
 	"github.com/voicegw/voicegw/gateway/config"
 	"github.com/voicegw/voicegw/gateway/inmem"
+	"github.com/voicegw/voicegw/gateway/linking/linkingtest"
 )
 
 const (
@@ -130,14 +131,14 @@ type fixture struct {
 	l        *Linker
 	store    *inmem.Store
 	clock    *clock
-	provider *fakeProvider
+	provider *linkingtest.Provider
 	cfg      *config.Config
 	logs     *syncBuffer
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	p := newFakeProvider(t, testClientID, testClientSecret)
+	p := linkingtest.NewProvider(t, linkingtest.Config{ClientID: testClientID, ClientSecret: testClientSecret})
 	cfg, problems := config.Parse("unit.yaml", fmt.Appendf(nil, testYAML, p.URL), func(string) (string, bool) { return "", false })
 	for _, pr := range problems {
 		if !pr.Warning {
@@ -692,7 +693,7 @@ func TestSubmitRedirectsToProvider(t *testing.T) {
 				}
 				return
 			}
-			if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") != s256(verifier) {
+			if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") != linkingtest.S256(verifier) {
 				t.Fatalf("code_challenge %q (%s) does not match the stored verifier", q.Get("code_challenge"), q.Get("code_challenge_method"))
 			}
 			if strings.Contains(loc.String(), verifier) {
@@ -1013,185 +1014,6 @@ func atoi(s string) int {
 		n = n*10 + int(r-'0')
 	}
 	return n
-}
-
-func s256(verifier string) string {
-	sum := sha256.Sum256([]byte(verifier))
-	return base64.RawURLEncoding.EncodeToString(sum[:])
-}
-
-// fakeProvider is an OAuth2 authorization server: /authorize sends the
-// browser straight back to redirect_uri with a code (or
-// error=access_denied after SetDeny), /token exchanges codes (checking
-// the client, the redirect_uri and the PKCE verifier against the S256
-// challenge it saw) and refresh tokens for distinct tokens.
-type fakeProvider struct {
-	*httptest.Server
-	clientID, clientSecret string
-
-	mu        sync.Mutex
-	deny      bool
-	n         int
-	grants    map[string]*fakeGrant
-	refreshes map[string]bool
-	last      fakeToken
-	secrets   []string
-}
-
-type fakeGrant struct {
-	challenge, redirectURI string
-	used                   bool
-}
-
-// fakeToken is one issued token pair.
-type fakeToken struct{ Access, Refresh string }
-
-func newFakeProvider(t testing.TB, clientID, clientSecret string) *fakeProvider {
-	p := &fakeProvider{clientID: clientID, clientSecret: clientSecret,
-		grants: map[string]*fakeGrant{}, refreshes: map[string]bool{}}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /authorize", p.authorize)
-	mux.HandleFunc("POST /token", p.token)
-	p.Server = httptest.NewServer(mux)
-	t.Cleanup(p.Close)
-	return p
-}
-
-// SetDeny makes /authorize answer error=access_denied.
-func (p *fakeProvider) SetDeny(deny bool) {
-	p.mu.Lock()
-	p.deny = deny
-	p.mu.Unlock()
-}
-
-// LastToken is the token pair issued last.
-func (p *fakeProvider) LastToken() fakeToken {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.last
-}
-
-// Secrets are every code, verifier and token the provider saw or issued.
-func (p *fakeProvider) Secrets() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.secrets...)
-}
-
-// MustAuthorize opens the authorization URL as a browser would and
-// returns where the provider sends the browser back to.
-func (p *fakeProvider) MustAuthorize(t testing.TB, authURL string) *url.URL {
-	t.Helper()
-	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(authURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound {
-		t.Fatalf("authorize = %d, want 302", resp.StatusCode)
-	}
-	u, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u
-}
-
-func (p *fakeProvider) random(prefix string) string {
-	var b [12]byte
-	_, _ = rand.Read(b[:])
-	p.n++
-	return fmt.Sprintf("%s-%d-%s", prefix, p.n, base64.RawURLEncoding.EncodeToString(b[:]))
-}
-
-func (p *fakeProvider) authorize(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	back, err := url.Parse(q.Get("redirect_uri"))
-	if err != nil || back.Scheme == "" || q.Get("client_id") != p.clientID || q.Get("response_type") != "code" || q.Get("state") == "" {
-		http.Error(w, "bad authorization request", http.StatusBadRequest)
-		return
-	}
-	if m := q.Get("code_challenge_method"); q.Has("code_challenge") && m != "S256" {
-		http.Error(w, "only S256", http.StatusBadRequest)
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	v := back.Query()
-	v.Set("state", q.Get("state"))
-	if p.deny {
-		v.Set("error", "access_denied")
-	} else {
-		code := p.random("ac")
-		p.grants[code] = &fakeGrant{challenge: q.Get("code_challenge"), redirectURI: back.String()}
-		p.secrets = append(p.secrets, code)
-		v.Set("code", code)
-	}
-	back.RawQuery = v.Encode()
-	http.Redirect(w, r, back.String(), http.StatusFound)
-}
-
-func tokenError(w http.ResponseWriter, status int, code string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": code})
-}
-
-func (p *fakeProvider) token(w http.ResponseWriter, r *http.Request) {
-	if err := r.ParseForm(); err != nil {
-		tokenError(w, http.StatusBadRequest, "invalid_request")
-		return
-	}
-	id, secret, ok := r.BasicAuth()
-	if ok {
-		id, _ = url.QueryUnescape(id)
-		secret, _ = url.QueryUnescape(secret)
-	} else {
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
-	if id != p.clientID || secret != p.clientSecret {
-		tokenError(w, http.StatusUnauthorized, "invalid_client")
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	switch r.PostForm.Get("grant_type") {
-	case "authorization_code":
-		g := p.grants[r.PostForm.Get("code")]
-		if g == nil || g.used || g.redirectURI != r.PostForm.Get("redirect_uri") {
-			tokenError(w, http.StatusBadRequest, "invalid_grant")
-			return
-		}
-		verifier := r.PostForm.Get("code_verifier")
-		if verifier != "" {
-			p.secrets = append(p.secrets, verifier)
-		}
-		if (g.challenge == "") != (verifier == "") || (verifier != "" && s256(verifier) != g.challenge) {
-			tokenError(w, http.StatusBadRequest, "invalid_grant")
-			return
-		}
-		g.used = true
-	case "refresh_token":
-		rt := r.PostForm.Get("refresh_token")
-		if !p.refreshes[rt] {
-			tokenError(w, http.StatusBadRequest, "invalid_grant")
-			return
-		}
-		delete(p.refreshes, rt)
-	default:
-		tokenError(w, http.StatusBadRequest, "unsupported_grant_type")
-		return
-	}
-	p.last = fakeToken{Access: p.random("at"), Refresh: p.random("rt")}
-	p.refreshes[p.last.Refresh] = true
-	p.secrets = append(p.secrets, p.last.Access, p.last.Refresh)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	_ = json.NewEncoder(w).Encode(map[string]any{
-		"access_token": p.last.Access, "token_type": "Bearer", "expires_in": 3600,
-		"refresh_token": p.last.Refresh,
-	})
 }
 
 // TestWrongCodeWindow: the limit is a sliding window: ten wrong codes
