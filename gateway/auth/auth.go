@@ -52,9 +52,10 @@ type Provider struct {
 	httpClient *http.Client
 	log        *slog.Logger
 
-	mu    sync.Mutex
-	cache map[string]cached
-	group singleflight.Group
+	mu      sync.Mutex
+	cache   map[string]cached
+	inserts int
+	group   singleflight.Group
 }
 
 type cached struct {
@@ -85,8 +86,29 @@ func (p *Provider) WithHTTPClient(c *http.Client) *Provider {
 // remember caches e as the current entry at path.
 func (p *Provider) remember(path string, e *gateway.Entry) {
 	p.mu.Lock()
-	p.cache[path] = cached{entry: e, at: p.now()}
-	p.mu.Unlock()
+	defer p.mu.Unlock()
+	now := p.now()
+	p.cache[path] = cached{entry: e, at: now}
+	// Every so often drop what can no longer serve even as a stale entry,
+	// so the cache holds the users of the last 10 x ttl, not all users ever.
+	p.inserts++
+	if p.inserts%sweepEvery == 0 {
+		for k, c := range p.cache {
+			if now.Sub(c.at) >= 10*p.ttl {
+				delete(p.cache, k)
+			}
+		}
+	}
+}
+
+// sweepEvery is how many cache inserts pass between sweeps.
+const sweepEvery = 1024
+
+// CacheLen returns how many entries the cache holds.
+func (p *Provider) CacheLen() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.cache)
 }
 
 // Get returns the credential svc needs for the turn's user, or nil for
@@ -212,9 +234,7 @@ func (p *Provider) read(ctx context.Context, path string) (*gateway.Entry, strin
 		if err != nil {
 			return nil, err
 		}
-		p.mu.Lock()
-		p.cache[path] = cached{entry: e, at: p.now()}
-		p.mu.Unlock()
+		p.remember(path, e)
 		return e, nil
 	})
 	if err == nil {
