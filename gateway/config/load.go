@@ -172,6 +172,9 @@ func syntaxProblem(file string, err error) *Problem {
 		if parserErrors[p.Msg] {
 			p.Line++
 		}
+		if strings.Contains(p.Msg, "expected ',' or '}'") || strings.Contains(p.Msg, "expected ',' or ']'") {
+			p.Msg += ` (in a { } or [ ] list, quote text that contains ": " or " #" or ends with "?")`
+		}
 	} else {
 		p.Msg = strings.TrimPrefix(p.Msg, "yaml: ")
 	}
