@@ -173,7 +173,7 @@ func syntaxProblem(file string, err error) *Problem {
 			p.Line++
 		}
 		if strings.Contains(p.Msg, "expected ',' or '}'") || strings.Contains(p.Msg, "expected ',' or ']'") {
-			p.Msg += ` (in a { } or [ ] list, quote text that contains ": " or " #" or ends with "?")`
+			p.Msg += ` (in a { } or [ ] list, quote text that contains ": ", " #" or "${", or ends with "?")`
 		}
 	} else {
 		p.Msg = strings.TrimPrefix(p.Msg, "yaml: ")
