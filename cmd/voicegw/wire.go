@@ -60,6 +60,9 @@ func (d *deps) pipeline(cfg *config.Config, store gateway.SecretStore, verify bo
 	if l != nil {
 		opts.Linker = l
 	}
+	if d.metrics != nil {
+		opts.Observer = d.metrics
+	}
 	eng := engine.New(cfg, opts)
 	h := &alexa.Handler{Engine: eng, Logger: d.log}
 	if d.metrics != nil {

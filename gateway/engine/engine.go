@@ -43,6 +43,18 @@ type Progress interface {
 	Send(ctx context.Context, t *gateway.Turn, s gateway.Speech) error
 }
 
+// Observer is told about every turn and upstream call, for metrics. Its
+// label values come from the configuration only: the skill, the intent
+// when it is configured or built in (else "other"), the service.
+type Observer interface {
+	// Turn reports a finished turn and its outcome ("ok", "status",
+	// "timeout", "unlinked", "vault", "missing", "default").
+	Turn(skill, intent, outcome string, took time.Duration)
+	// Call reports one upstream call: its HTTP status, or 0 when none
+	// answered.
+	Call(service string, status int, took time.Duration)
+}
+
 // Engine runs turns against one loaded configuration. It is safe for
 // concurrent use.
 type Engine struct {
@@ -51,6 +63,7 @@ type Engine struct {
 	creds    Credentials
 	linker   Linker
 	progress Progress
+	observer Observer
 	log      *slog.Logger
 	byAppID  map[string]*config.Skill
 }
@@ -62,6 +75,8 @@ type Options struct {
 	Linker      Linker
 	// Progress may be nil: no progressive responses.
 	Progress Progress
+	// Observer may be nil: no metrics.
+	Observer Observer
 	Logger   *slog.Logger
 }
 
@@ -73,6 +88,7 @@ func New(cfg *config.Config, opts Options) *Engine {
 		creds:    opts.Credentials,
 		linker:   opts.Linker,
 		progress: opts.Progress,
+		observer: opts.Observer,
 		log:      opts.Logger,
 		byAppID:  map[string]*config.Skill{},
 	}
@@ -123,14 +139,19 @@ func (e *Engine) Turn(ctx context.Context, t *gateway.Turn) *gateway.Reply {
 	}
 	r := &run{e: e, ctx: ctx, turn: t, skill: sk}
 	reply := r.answer()
+	took := time.Since(start)
 	e.log.LogAttrs(ctx, slog.LevelInfo, "turn",
+		slog.String("request_id", t.RequestID),
 		slog.String("skill", sk.Name),
 		slog.String("request", t.Type),
 		slog.String("intent", t.Intent),
 		slog.Int("status", r.status),
 		slog.String("outcome", r.outcome()),
-		slog.Float64("ms", float64(time.Since(start).Microseconds())/1000),
+		slog.Float64("ms", float64(took.Microseconds())/1000),
 	)
+	if e.observer != nil {
+		e.observer.Turn(sk.Name, r.intentLabel(), r.outcome(), took)
+	}
 	return reply
 }
 

@@ -80,6 +80,26 @@ type run struct {
 	failed *turnError
 }
 
+// intentLabel names the turn's intent for metrics without letting a
+// request invent label values.
+func (r *run) intentLabel() string {
+	switch r.turn.Kind {
+	case gateway.KindLaunch:
+		return "launch"
+	case gateway.KindSessionEnded:
+		return "session_ended"
+	case gateway.KindIntent:
+		if _, ok := r.skill.Intents[r.turn.Intent]; ok {
+			return r.turn.Intent
+		}
+		switch r.turn.Intent {
+		case config.HelpIntent, config.StopIntent, config.CancelIntent, config.FallbackIntent:
+			return r.turn.Intent
+		}
+	}
+	return "other"
+}
+
 func (r *run) outcome() string {
 	if r.failed == nil {
 		return "ok"
@@ -365,7 +385,15 @@ func (r *run) call(cc *config.CompiledCall, cred *auth.Credential) (*upstream.Re
 	if err != nil {
 		return nil, &turnError{kind: kindDefault, service: svc, err: err}
 	}
+	start := time.Now()
 	resp, err := r.e.calls.Call(svc, req)
+	if r.e.observer != nil {
+		status := 0
+		if resp != nil {
+			status = resp.Status
+		}
+		r.e.observer.Call(svc.Name, status, time.Since(start))
+	}
 	if err != nil {
 		if errors.Is(err, upstream.ErrTimeout) {
 			return nil, &turnError{kind: kindTimeout, service: svc, err: err}

@@ -18,7 +18,12 @@ type Metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	turns    *prometheus.CounterVec
+	calls    *prometheus.CounterVec
+	callTime *prometheus.HistogramVec
 }
+
+var buckets = []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2, 4, 6, 8}
 
 // New registers voicegw's collectors and the Go and process collectors in
 // a registry of its own.
@@ -33,10 +38,23 @@ func New() *Metrics {
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "voicegw_alexa_request_seconds",
 			Help:    "Time from a request's arrival to its answer.",
-			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2, 4, 6, 8},
+			Buckets: buckets,
 		}, []string{"skill"}),
+		turns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "voicegw_turns_total",
+			Help: "Turns by skill, intent and outcome (ok, status, timeout, unlinked, vault, missing, default).",
+		}, []string{"skill", "intent", "outcome"}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "voicegw_upstream_requests_total",
+			Help: "Upstream calls by service and HTTP status (0: no answer).",
+		}, []string{"service", "status"}),
+		callTime: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "voicegw_upstream_request_seconds",
+			Help:    "Time of one upstream call, retries included.",
+			Buckets: buckets,
+		}, []string{"service"}),
 	}
-	reg.MustRegister(m.requests, m.latency,
+	reg.MustRegister(m.requests, m.latency, m.turns, m.calls, m.callTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -49,6 +67,17 @@ func (m *Metrics) Observe(skill string, status int, reason string, took time.Dur
 	}
 	m.requests.WithLabelValues(skill, strconv.Itoa(status), reason).Inc()
 	m.latency.WithLabelValues(skill).Observe(took.Seconds())
+}
+
+// Turn implements engine.Observer.
+func (m *Metrics) Turn(skill, intent, outcome string, took time.Duration) {
+	m.turns.WithLabelValues(skill, intent, outcome).Inc()
+}
+
+// Call implements engine.Observer.
+func (m *Metrics) Call(service string, status int, took time.Duration) {
+	m.calls.WithLabelValues(service, strconv.Itoa(status)).Inc()
+	m.callTime.WithLabelValues(service).Observe(took.Seconds())
 }
 
 // Handler serves the metrics in the Prometheus text format.
