@@ -512,6 +512,7 @@ func hasCTL(s string) bool {
 func (r *run) fail(c *config.Compiled, te *turnError) *gateway.Reply {
 	r.failed = te
 	r.e.log.LogAttrs(r.ctx, slog.LevelWarn, "turn failed",
+		slog.String("request_id", r.turn.RequestID),
 		slog.String("skill", r.skill.Name),
 		slog.String("intent", r.turn.Intent),
 		slog.String("kind", te.kind),
