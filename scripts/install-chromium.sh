@@ -29,7 +29,7 @@ $sudo apt-get update -q
 echo "install-chromium: apt-get install chromium chromium-driver fonts-liberation"
 # fonts-liberation is only a recommendation of chromium, but without a
 # font the screenshots under docs/ show boxes.
-$sudo apt-get install -y -q --no-install-recommends chromium chromium-driver fonts-liberation
+$sudo apt-get install -y -q chromium chromium-driver fonts-liberation
 
 if [ ! -x /usr/bin/chromium ]; then
   echo "install-chromium: installed, but /usr/bin/chromium is still missing" >&2
