@@ -595,10 +595,18 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 // of the intent.
 func (ck *checker) samples(path string, samples []string, sc *scope) {
 	for i, s := range samples {
+		reported := map[string]bool{}
 		for _, m := range sampleRef.FindAllStringSubmatch(s, -1) {
-			if !sc.slots[m[1]] {
-				ck.errf(fmt.Sprintf("%s[%d]", path, i), "no slot %q in this intent", m[1])
+			name := m[1]
+			if sc.slots[name] || reported[name] {
+				continue
 			}
+			reported[name] = true
+			if name == "" {
+				ck.errf(fmt.Sprintf("%s[%d]", path, i), "empty slot reference {}")
+				continue
+			}
+			ck.errf(fmt.Sprintf("%s[%d]", path, i), "no slot %q in this intent", name)
 		}
 	}
 }
