@@ -9,6 +9,12 @@ grep -rl --include='*_test.go' '^func Fuzz' cmd gateway 2>/dev/null | sort | whi
   dir="./$(dirname "$file")"
   grep -o '^func Fuzz[A-Za-z0-9_]*' "$file" | sed 's/^func //' | while read -r target; do
     echo "fuzz $dir $target ($fuzztime)"
-    go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$dir" 2>&1 | tail -3
+    out=$(mktemp)
+    if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzztime" "$dir" >"$out" 2>&1; then
+      cat "$out"; rm -f "$out"
+      echo "fuzz: $target failed; the failing input is now in $dir/testdata/fuzz/$target/ (commit it as a regression)"
+      exit 1
+    fi
+    tail -2 "$out"; rm -f "$out"
   done
 done
