@@ -535,5 +535,16 @@ func (ck *checker) sorted() Problems {
 		}
 		return a.Col < b.Col
 	})
-	return ck.problems
+	// Two causes can land on the same line, place and message (yaml.v3
+	// reports some mistakes twice): say each once.
+	out := ck.problems[:0]
+	seen := map[string]bool{}
+	for _, p := range ck.problems {
+		if key := p.Error(); !seen[key] {
+			seen[key] = true
+			out = append(out, p)
+		}
+	}
+	ck.problems = out
+	return out
 }
