@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"time"
 
 	"github.com/voicegw/voicegw/gateway"
@@ -93,9 +95,28 @@ func (h *Handler) Serve(ctx context.Context, skill string, header http.Header, b
 		return reject(http.StatusBadRequest, "application id", err)
 	}
 	turn.Skill = name
-	reply := h.Engine.Turn(ctx, turn)
+	reply := h.turn(ctx, log, turn)
 	if h.Observer != nil {
 		h.Observer.Observe(name, http.StatusOK, "", time.Since(start))
 	}
 	return http.StatusOK, Encode(reply)
+}
+
+// FallbackSpeech answers a turn whose engine failed outright (a bug): the
+// user still hears a sentence, and Alexa gets a valid response.
+const FallbackSpeech = "Sorry, something went wrong. Please try again later."
+
+// turn runs the engine, turning a panic into the fallback speech so that a
+// bug in one turn never costs the user an answer or the process its life.
+func (h *Handler) turn(ctx context.Context, log *slog.Logger, t *gateway.Turn) (reply *gateway.Reply) {
+	defer func() {
+		if p := recover(); p != nil {
+			log.LogAttrs(ctx, slog.LevelError, "turn panicked",
+				slog.String("request_id", t.RequestID), slog.String("skill", t.Skill),
+				slog.String("intent", t.Intent), slog.String("panic", fmt.Sprint(p)),
+				slog.String("stack", string(debug.Stack())))
+			reply = &gateway.Reply{Speech: gateway.Speech{Text: FallbackSpeech}, EndSession: true}
+		}
+	}()
+	return h.Engine.Turn(ctx, t)
 }

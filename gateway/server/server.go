@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
 )
 
 // AlexaHandler serves one Alexa request; see alexa.Handler.
@@ -55,6 +56,14 @@ func New(rt *Runtime, metrics http.Handler, log *slog.Logger) *Server {
 	s := &Server{echo: e, log: log, ShutdownTimeout: 10 * time.Second}
 	s.current.Store(rt)
 	e.HTTPErrorHandler = s.errorHandler
+	// A panic outside a turn (the alexa package recovers its own) becomes
+	// a logged 500, not a dropped connection.
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			log.Error("request panicked", "path", c.Path(), "error", err.Error(), "stack", string(stack))
+			return err
+		},
+	}))
 	e.POST("/alexa", s.alexa)
 	e.POST("/alexa/:skill", s.alexa)
 	e.GET("/healthz", func(c echo.Context) error { return c.String(http.StatusOK, "ok\n") })
