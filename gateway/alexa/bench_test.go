@@ -103,3 +103,48 @@ func BenchmarkDirectUpstream(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTurnNoCall is a turn without an upstream call (a templated
+// answer with a slot and a card): decode, engine and encode alone, the
+// gateway's own cost with nothing to wait for.
+func BenchmarkTurnNoCall(b *testing.B) {
+	MustUpstream(b, jsonHandler(http.StatusOK, benchAnswer)) // the config names one
+	h := MustPipeline(b, benchConfig+`      Echo:
+        samples: ["echo {Symbol}"]
+        slots:
+          Symbol: { type: AMAZON.SearchQuery }
+        say: "You said {{ .slots.Symbol | upper }}."
+        card: { title: "Echo", text: "{{ .slots.Symbol }}" }
+        session: { last: "{{ .slots.Symbol }}" }
+`, nil)
+	body := buildIntent("amzn1.ask.skill.bench", "Echo", map[string]string{"Symbol": "amzn"})
+	ctx := context.Background()
+	if r := mustServe(b, h, body); r.Speech() != "You said AMZN." {
+		b.Fatalf("speech %q", r.Speech())
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if status, _ := h.Serve(ctx, "", nil, body); status != http.StatusOK {
+			b.Fatalf("status %d", status)
+		}
+	}
+}
+
+// BenchmarkTurnParallel is BenchmarkTurn from GOMAXPROCS goroutines at
+// once: throughput across cores with the shared transport and caches.
+func BenchmarkTurnParallel(b *testing.B) {
+	MustUpstream(b, jsonHandler(http.StatusOK, benchAnswer))
+	h := MustPipeline(b, benchConfig, nil)
+	body := buildIntent("amzn1.ask.skill.bench", "GetQuote", map[string]string{"Symbol": "AMZN"})
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			if status, _ := h.Serve(ctx, "", nil, body); status != http.StatusOK {
+				b.Errorf("status %d", status)
+				return
+			}
+		}
+	})
+}
