@@ -67,10 +67,9 @@ skills:
         say: ok
 `
 
-// TestErrorPrecedence: for each key, most specific first, the intent's,
-// the skill's and the gateway's speech, then the built-in one; statuses
-// have no built-in of their own.
-func TestErrorPrecedence(t *testing.T) {
+// precedenceUpstream answers /200, /missing (no value), /slow (never)
+// and any other /NNN with that status.
+func precedenceUpstream(t *testing.T) *httptest.Server {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/200":
@@ -87,22 +86,14 @@ func TestErrorPrecedence(t *testing.T) {
 			w.WriteHeader(code)
 		}
 	}))
-	defer up.Close()
-	e := MustEngine(t, precedence, up.URL, inmem.New(nil))
-	for _, tc := range []struct {
-		intent, status, want string
-	}{
-		{"Call", "200", "got 1"},
-		{"Call", "404", "intent 404"},
-		{"Call", "403", "skill 4xx"},
-		{"Call", "503", "server 503"},
-		{"Call", "500", "skill default"},
-		{"Plain", "404", "skill 4xx"},
-		{"Call", "missing", "Sorry, I couldn't find that information."},
-		{"Call", "slow", "Sorry, that is taking too long right now. Please try again in a moment."},
-		{"Keyed", "", "Sorry, I can't reach my secure storage right now. Please try again later."},
-		{"Linked", "", "To use linked, please link your account in the Alexa app."},
-	} {
+	t.Cleanup(up.Close)
+	return up
+}
+
+type precedenceCase struct{ intent, status, want string }
+
+func runPrecedence(t *testing.T, e *engine.Engine, cases []precedenceCase) {
+	for _, tc := range cases {
 		t.Run(tc.intent+" "+tc.status, func(t *testing.T) {
 			reply := e.Turn(context.Background(), &gateway.Turn{
 				Skill: "s", Kind: gateway.KindIntent, Intent: tc.intent, UserID: "amzn1.ask.account.E",
@@ -113,6 +104,43 @@ func TestErrorPrecedence(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestErrorPrecedence: for each key, most specific first, the intent's,
+// the skill's and the gateway's speech; configured speech beats every
+// built-in sentence, except that an unlinked user always hears how to link.
+func TestErrorPrecedence(t *testing.T) {
+	e := MustEngine(t, precedence, precedenceUpstream(t).URL, inmem.New(nil))
+	runPrecedence(t, e, []precedenceCase{
+		{"Call", "200", "got 1"},
+		{"Call", "404", "intent 404"},
+		{"Call", "403", "skill 4xx"},
+		{"Call", "503", "server 503"},
+		{"Call", "500", "skill default"},
+		{"Plain", "404", "skill 4xx"},
+		{"Call", "missing", "skill default"},
+		{"Call", "slow", "skill default"},
+		{"Keyed", "", "skill default"},
+		{"Linked", "", "To use linked, please link your account in the Alexa app."},
+	})
+}
+
+// TestBuiltinErrors: with no errors configured anywhere, each kind has its
+// own sentence; statuses get the default one.
+func TestBuiltinErrors(t *testing.T) {
+	bare := strings.Replace(strings.Replace(precedence,
+		`  errors: { default: server default, "503": server 503 }`+"\n", "", 1),
+		`    errors: { 4xx: skill 4xx, default: skill default }`+"\n", "", 1)
+	bare = strings.Replace(bare, `        errors: { "404": intent 404 }`+"\n", "", 1)
+	e := MustEngine(t, bare, precedenceUpstream(t).URL, inmem.New(nil))
+	runPrecedence(t, e, []precedenceCase{
+		{"Call", "404", "Sorry, something went wrong. Please try again later."},
+		{"Call", "503", "Sorry, something went wrong. Please try again later."},
+		{"Call", "missing", "Sorry, I couldn't find that information."},
+		{"Call", "slow", "Sorry, that is taking too long right now. Please try again in a moment."},
+		{"Keyed", "", "Sorry, I can't reach my secure storage right now. Please try again later."},
+		{"Linked", "", "To use linked, please link your account in the Alexa app."},
+	})
 }
 
 func TestSkillFor(t *testing.T) {

@@ -32,9 +32,8 @@ const (
 )
 
 // builtinErrors answer when no configured speech matches. Upstream
-// statuses have none of their own: they fall to the configured default,
-// then to the built-in one. The built-in unlinked speech is made by
-// unlinked, with the user's link code.
+// statuses have none of their own and get the default one. The built-in
+// unlinked speech is made by unlinked, with the user's link code.
 var builtinErrors = map[string]string{
 	kindTimeout: "Sorry, that is taking too long right now. Please try again in a moment.",
 	kindVault:   "Sorry, I can't reach my secure storage right now. Please try again later.",
@@ -508,7 +507,9 @@ func hasCTL(s string) bool {
 
 // fail answers a failed turn with the most specific error speech: for each
 // key, most specific first, the intent's, the skill's and the gateway's
-// speech, then the built-in sentence for that key.
+// speech; when none is configured, the built-in sentence of the error's
+// kind. The one exception: an unlinked user hears the linking instructions
+// rather than a configured default.
 func (r *run) fail(c *config.Compiled, te *turnError) *gateway.Reply {
 	r.failed = te
 	r.e.log.LogAttrs(r.ctx, slog.LevelWarn, "turn failed",
@@ -522,6 +523,11 @@ func (r *run) fail(c *config.Compiled, te *turnError) *gateway.Reply {
 	reply := &gateway.Reply{EndSession: c.EndSession, Session: r.session()}
 	levels := []config.ErrorSpeech{c.Errors, r.skill.ErrorsC, r.e.cfg.Errors}
 	for _, key := range te.keys() {
+		if key == kindDefault && te.kind == kindUnlinked {
+			// The linking instructions carry the user's code: a configured
+			// default (such as SPEC's gateway-wide one) must not hide them.
+			return r.unlinked(reply, te)
+		}
 		for _, level := range levels {
 			s := level[key]
 			if s == nil {
@@ -536,13 +542,12 @@ func (r *run) fail(c *config.Compiled, te *turnError) *gateway.Reply {
 			reply.Speech = sp
 			return reply
 		}
-		if key == kindUnlinked {
-			return r.unlinked(reply, te)
-		}
-		if text, ok := builtinErrors[key]; ok {
-			reply.Speech = gateway.Speech{Text: text}
-			return reply
-		}
+	}
+	// Nothing configured matches: the built-in sentence of the error's
+	// kind; statuses have none of their own and get the default one.
+	if text, ok := builtinErrors[te.kind]; ok {
+		reply.Speech = gateway.Speech{Text: text}
+		return reply
 	}
 	reply.Speech = gateway.Speech{Text: builtinErrors[kindDefault]}
 	return reply
