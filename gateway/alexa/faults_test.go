@@ -132,10 +132,6 @@ func paddedJSON(n int) string {
 // TestUpstreamFaults checks that every upstream failure is answered with
 // speech (HTTP 200, never a 5xx) within the turn's budget.
 func TestUpstreamFaults(t *testing.T) {
-	type result struct {
-		hits    int
-		elapsed time.Duration
-	}
 	tests := []struct {
 		name     string
 		deadline string
@@ -155,7 +151,6 @@ func TestUpstreamFaults(t *testing.T) {
 		// budget is the most the turn may take (plus faultMargin); min
 		// the least (a timeout must not fire early).
 		budget, min time.Duration
-		check       func(t *testing.T, r result)
 	}{
 		{name: "slower than the service timeout", deadline: "3s", timeout: "200ms", method: "GET",
 			handler: sleepHandler(5 * time.Second), wantSpeech: "Timed out.", wantHits: 1,

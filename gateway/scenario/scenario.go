@@ -144,7 +144,7 @@ func Parse(file string, data []byte) (*Scenario, error) {
 	}
 	for i, t := range sc.Turns {
 		if t == nil || (t.Launch == (t.Intent != "")) {
-			return nil, fmt.Errorf("%s:%d: turn %d needs exactly one of launch: true or intent:", file, lineOf(t), i+1)
+			return nil, fmt.Errorf("%s:%d: turn %d needs exactly one of `launch: true` and `intent`", file, lineOf(t), i+1)
 		}
 	}
 	for _, s := range sc.Stubs {
