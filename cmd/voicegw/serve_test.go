@@ -21,6 +21,7 @@ import (
 
 	"github.com/voicegw/voicegw/gateway/alexa"
 	"github.com/voicegw/voicegw/gateway/config"
+	"github.com/voicegw/voicegw/gateway/inmem"
 )
 
 // MustBinary builds voicegw once per test binary.
@@ -280,5 +281,24 @@ func TestReloadKeepsVaultStore(t *testing.T) {
 	}
 	if s4, _ := d.store(&config.Config{}); s4 != nil {
 		t.Fatal("no vault section, yet a store")
+	}
+}
+
+// TestReloadKeepsCredentialCache: a reload over the same store and ttl
+// keeps the credential cache (and with it the stale secrets that answer
+// while Vault is down); another store or ttl gets a fresh one.
+func TestReloadKeepsCredentialCache(t *testing.T) {
+	d := newDeps(slog.New(slog.DiscardHandler))
+	a, b := inmem.New(nil), inmem.New(nil)
+	p1 := d.credentials(a, time.Second)
+	if d.credentials(a, time.Second) != p1 {
+		t.Fatal("same store and ttl: a new cache")
+	}
+	if d.credentials(a, 2*time.Second) == p1 {
+		t.Fatal("a new ttl kept the old cache")
+	}
+	p2 := d.credentials(a, 2*time.Second)
+	if d.credentials(b, 2*time.Second) == p2 {
+		t.Fatal("another store kept the old cache")
 	}
 }

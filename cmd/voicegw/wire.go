@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/voicegw/voicegw/gateway"
 	"github.com/voicegw/voicegw/gateway/alexa"
@@ -32,6 +33,12 @@ type deps struct {
 	// reload that leaves the section alone keeps its login and cache.
 	vault    *vault.Store
 	vaultCfg config.Vault
+	// creds is the credential cache of the last pipeline, kept across a
+	// reload with the same store and ttl: a SIGHUP while Vault is down
+	// must not throw away the secrets that still answer.
+	creds      *auth.Provider
+	credsStore gateway.SecretStore
+	credsTTL   time.Duration
 }
 
 func newDeps(log *slog.Logger) *deps {
@@ -53,7 +60,7 @@ func (d *deps) pipeline(cfg *config.Config, store gateway.SecretStore, verify bo
 	}
 	opts := engine.Options{
 		Caller:      d.client,
-		Credentials: auth.New(store, ttl).WithLogger(d.log),
+		Credentials: d.credentials(store, ttl),
 		Progress:    &d.progress,
 		Logger:      d.log,
 	}
@@ -74,6 +81,15 @@ func (d *deps) pipeline(cfg *config.Config, store gateway.SecretStore, verify bo
 		h.Verifier = alexa.NewVerifier(vc)
 	}
 	return h
+}
+
+// credentials returns the credential provider for store and ttl, the
+// previous one when both are unchanged.
+func (d *deps) credentials(store gateway.SecretStore, ttl time.Duration) *auth.Provider {
+	if d.creds == nil || d.credsStore != store || d.credsTTL != ttl {
+		d.creds, d.credsStore, d.credsTTL = auth.New(store, ttl).WithLogger(d.log), store, ttl
+	}
+	return d.creds
 }
 
 // linker returns the account-linking flow, or nil without a secret store

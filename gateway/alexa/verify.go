@@ -176,13 +176,11 @@ func (v *Verifier) key(ctx context.Context, certURL string) (*rsa.PublicKey, err
 	v.mu.Lock()
 	pub, ok := v.cache[certURL]
 	until := v.until[certURL]
+	failedAt, failed := v.failed[certURL]
 	v.mu.Unlock()
 	if ok && now.Before(until) {
 		return pub, nil
 	}
-	v.mu.Lock()
-	failedAt, failed := v.failed[certURL]
-	v.mu.Unlock()
 	if failed && now.Sub(failedAt) < failureTTL {
 		return nil, verifyErr("certificate download failed recently")
 	}
