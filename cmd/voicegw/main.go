@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
@@ -178,8 +179,17 @@ func cmdServe(args []string, stderr io.Writer) int {
 			log.Error("listen for metrics", "error", err.Error())
 			return 1
 		}
-		go serveMetrics(ctx, mln, d.metrics.Handler(), log)
+		go serveOn(ctx, mln, metricsMux(d.metrics.Handler()), log)
 		log.Info("serving metrics", "addr", mln.Addr().String())
+	}
+	if addr := cfg.Server.DebugListen; addr != "" {
+		dln, err := net.Listen("tcp", addr)
+		if err != nil {
+			log.Error("listen for profiles", "error", err.Error())
+			return 1
+		}
+		go serveOn(ctx, dln, debugMux(), log)
+		log.Warn("serving profiles (net/http/pprof)", "addr", dln.Addr().String())
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -210,18 +220,34 @@ func cmdServe(args []string, stderr io.Writer) int {
 	return 0
 }
 
-// serveMetrics serves /metrics alone on ln until ctx is done
-// (server.metrics_listen).
-func serveMetrics(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) {
+// metricsMux serves /metrics alone (server.metrics_listen).
+func metricsMux(h http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return mux
+}
+
+// debugMux serves net/http/pprof under /debug/pprof/ (server.debug_listen).
+func debugMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// serveOn serves h on ln until ctx is done: the metrics and profiling
+// listeners beside the main one.
+func serveOn(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = hs.Close()
 	}()
 	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error("serve metrics", "error", err.Error())
+		log.Error("serve", "addr", ln.Addr().String(), "error", err.Error())
 	}
 }
 

@@ -68,6 +68,9 @@ type Server struct {
 	// MetricsListen, when set, serves /metrics on this address only
 	// instead of on Listen, so that metrics need not be public.
 	MetricsListen string `yaml:"metrics_listen"`
+	// DebugListen, when set, serves net/http/pprof on this address (off by
+	// default; check warns when it is not a loopback address).
+	DebugListen string `yaml:"debug_listen"`
 
 	// TrustedNets is TrustedProxies parsed.
 	TrustedNets []*net.IPNet `yaml:"-"`

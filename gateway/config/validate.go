@@ -146,14 +146,33 @@ func (ck *checker) server(cfg *Config) {
 		}
 		s.TrustedNets = append(s.TrustedNets, n)
 	}
-	if s.MetricsListen != "" {
-		if _, _, err := net.SplitHostPort(s.MetricsListen); err != nil {
-			ck.errf("server.metrics_listen", "%q is not a host:port address", s.MetricsListen)
-		} else if s.MetricsListen == s.Listen {
-			ck.errf("server.metrics_listen", "must differ from server.listen (leave it empty to serve /metrics there)")
+	for _, l := range []struct{ key, addr string }{{"server.metrics_listen", s.MetricsListen}, {"server.debug_listen", s.DebugListen}} {
+		if l.addr == "" {
+			continue
+		}
+		host, _, err := net.SplitHostPort(l.addr)
+		switch {
+		case err != nil:
+			ck.errf(l.key, "%q is not a host:port address", l.addr)
+		case l.addr == s.Listen:
+			ck.errf(l.key, "must differ from server.listen")
+		case l.key == "server.debug_listen" && !loopback(host):
+			ck.warnf(l.key, "profiles are served on %q, not only on loopback: anyone who reaches it can read memory contents", l.addr)
 		}
 	}
+	if s.DebugListen != "" && s.DebugListen == s.MetricsListen {
+		ck.errf("server.debug_listen", "must differ from server.metrics_listen")
+	}
 	cfg.Errors = ck.errorSpeech("server.errors", s.Errors, &scope{anySlots: true, anyExtracts: true})
+}
+
+// loopback reports whether host names only the loopback interface.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (ck *checker) alexa(cfg *Config) {
