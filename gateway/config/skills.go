@@ -346,8 +346,12 @@ func (ck *checker) call(cfg *Config, p string, call *Call, sc *scope) *CompiledC
 		} else if reserved[name] {
 			ck.errf(ep, "%q is a reserved template name", name)
 		}
-		if strings.TrimSpace(e.Path) == "" {
-			ck.errf(ep, "empty gjson path")
+		pathAt := ep
+		if n.Kind == yaml.MappingNode && ck.has(ep+".path") {
+			pathAt = ep + ".path"
+		}
+		if msg := checkGJSONPath(e.Path); msg != "" {
+			ck.errf(pathAt, "%s", msg)
 		}
 		cc.Extract = append(cc.Extract, e)
 	}
