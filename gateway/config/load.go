@@ -98,7 +98,7 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 		return nil, Problems{{File: file, Line: extra.Line, Col: extra.Column, Msg: "more than one YAML document"}}
 	}
 	idx := newIndex(&root)
-	ck := &checker{file: file, idx: idx}
+	ck := &checker{file: file, idx: idx, lines: strings.Split(string(data), "\n")}
 	expandEnv(&root, lookup, ck)
 
 	// Unknown keys: a strict decode of the text as written (yaml.Node.Decode
@@ -500,6 +500,8 @@ type checker struct {
 	file     string
 	idx      *index
 	problems Problems
+	// lines is the file's text, to place problems inside a value.
+	lines []string
 	// sessionRefs collects the session attributes templates read.
 	sessionRefs []string
 }

@@ -61,23 +61,42 @@ func (ck *checker) skill(cfg *Config, name string, sk *Skill) {
 		}
 	}
 	sk.ExtractRefs = sortedKeys(all)
-	skillScope := &scope{anySlots: true, extracts: all}
-	sk.ErrorsC = ck.errorSpeech(p+".errors", sk.Errors, skillScope)
+	// Skill-level templates answer no particular intent: they see neither
+	// an intent's slots nor any extract (SPEC 8).
+	skillLevel := func(what, where string) *scope {
+		return &scope{
+			noSlots:    what + " and see no slot; " + where,
+			noExtracts: what + " and see no extract; " + where,
+			known:      all,
+		}
+	}
+	sk.ErrorsC = ck.errorSpeech(p+".errors", sk.Errors,
+		skillLevel("skill-level errors answer every intent", "use it in an intent's own errors:"))
 	if sk.Launch == nil {
 		sk.Launch = &Response{Say: "Welcome. What would you like to do?"}
 	}
-	launch := &Compiled{Intent: "", Say: ck.speech(p+".launch.say", sk.Launch.Say, skillScope)}
+	launchScope := &scope{
+		noSlots:    "launch answers a LaunchRequest, which has no slots: remove the reference",
+		noExtracts: "launch runs no call and sees no extract: remove the reference",
+		known:      all,
+	}
+	launch := &Compiled{Intent: "", Say: ck.speech(p+".launch.say", sk.Launch.Say, launchScope)}
 	if sk.Launch.Say == "" {
 		ck.errf(p+".launch.say", "required")
 	}
-	ck.response(p+".launch", sk.Launch, launch, skillScope, false)
+	ck.response(p+".launch", sk.Launch, launch, launchScope, false)
 	sk.LaunchC = launch
 
 	fixed := func(key, src, def, intent string, end bool) *Compiled {
 		if src == "" {
 			src = def
 		}
-		c := &Compiled{Intent: intent, Say: ck.speech(p+"."+key, src, skillScope), EndSession: end}
+		sc := &scope{
+			noSlots:    fmt.Sprintf("%s answers %s, which has no slots: remove the reference", key, intent),
+			noExtracts: fmt.Sprintf("%s runs no call and sees no extract: remove the reference", key),
+			known:      all,
+		}
+		c := &Compiled{Intent: intent, Say: ck.speech(p+"."+key, src, sc), EndSession: end}
 		if !end {
 			c.Reprompt = c.Say
 		}
@@ -140,6 +159,27 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 	}
 	c := &Compiled{Intent: name}
 	sc := &scope{slots: map[string]bool{}, extracts: map[string]bool{}}
+	// setBy names the call that sets each extract, for messages about
+	// templates that run before it.
+	setBy := map[string]string{}
+	for i, call := range in.allCalls() {
+		if call == nil {
+			continue
+		}
+		where := fmt.Sprintf("calls[%d]", i)
+		if in.Call != nil && len(in.Calls) == 0 {
+			where = "the call"
+		}
+		for k := range call.Extract {
+			if _, ok := setBy[k]; !ok {
+				setBy[k] = where
+			}
+		}
+	}
+	// before is the scope of a template that runs before any call.
+	before := func(why string) *scope {
+		return &scope{slots: sc.slots, extracts: map[string]bool{}, noExtracts: why, later: setBy}
+	}
 	// Every slot first, so a prompt or sample may name any of them.
 	for sn, s := range in.Slots {
 		if s != nil {
@@ -168,7 +208,7 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 			if prompt == "" {
 				prompt = "Which " + strings.ToLower(sn) + "?"
 			}
-			spec.Prompt = ck.speech(sp+".prompt", prompt, &scope{slots: sc.slots})
+			spec.Prompt = ck.speech(sp+".prompt", prompt, before("a slot prompt is asked before any call runs"))
 		}
 		c.Slots = append(c.Slots, spec)
 	}
@@ -190,7 +230,13 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 			continue
 		}
 		// A call sees the extracts of the calls before it.
-		callScope := &scope{slots: sc.slots, extracts: copySet(sc.extracts)}
+		later := map[string]string{}
+		for k, v := range setBy {
+			if !sc.extracts[k] {
+				later[k] = v
+			}
+		}
+		callScope := &scope{slots: sc.slots, extracts: copySet(sc.extracts), later: later}
 		cc := ck.call(cfg, cp, call, callScope)
 		for _, e := range cc.Extract {
 			if sc.extracts[e.Name] {
@@ -210,8 +256,8 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 		ck.errf(p, "say is required")
 	}
 	ck.response(p, &in.Response, c, sc, true)
-	c.Confirm = ck.speech(p+".confirm", in.Confirm, sc)
-	c.Progressive = ck.speech(p+".progressive", in.Progressive, sc)
+	c.Confirm = ck.speech(p+".confirm", in.Confirm, before("confirm is asked before any call runs"))
+	c.Progressive = ck.speech(p+".progressive", in.Progressive, before("progressive speech is sent while the calls run"))
 	if c.Progressive != nil && len(calls) == 0 {
 		ck.warnf(p+".progressive", "has no effect without calls")
 	}

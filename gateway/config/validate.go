@@ -57,7 +57,7 @@ func (ck *checker) validate(cfg *Config) {
 	for _, name := range sortedKeys(cfg.Skills) {
 		ck.skill(cfg, name, cfg.Skills[name])
 	}
-	// Gateway-wide error speech may read the extracts of any skill.
+	// Gateway-wide error speech answers every skill: no slot, no extract.
 	extracts := map[string]bool{}
 	for _, sk := range cfg.Skills {
 		for _, n := range sk.ExtractRefs {
@@ -65,7 +65,11 @@ func (ck *checker) validate(cfg *Config) {
 		}
 	}
 	for _, k := range sortedKeys(cfg.Errors) {
-		ck.checkRefs("server.errors."+k, cfg.Errors[k].T, &scope{anySlots: true, extracts: extracts})
+		ck.checkRefs("server.errors."+k, cfg.Errors[k].T, &scope{
+			noSlots:    "server.errors answer every skill and see no slot; use it in an intent's own errors:",
+			noExtracts: "server.errors answer every skill and see no extract; use it in an intent's own errors:",
+			known:      extracts,
+		})
 	}
 	needsVault := false
 	for _, name := range sortedKeys(cfg.Services) {
@@ -127,6 +131,7 @@ func (ck *checker) server(cfg *Config) {
 		ck.warnf("server.deadline", "Alexa gives up after 8s; a longer deadline answers too late")
 	}
 	ck.duration("server.progressive_after", &s.ProgressiveAfter, DefaultProgressiveAfter)
+	// References are checked once every skill's extracts are known.
 	cfg.Errors = ck.errorSpeech("server.errors", s.Errors, &scope{anySlots: true, anyExtracts: true})
 }
 
