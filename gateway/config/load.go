@@ -502,6 +502,9 @@ type checker struct {
 	problems Problems
 	// lines is the file's text, to place problems inside a value.
 	lines []string
+	// seenSamples maps each sample utterance of the current skill (see
+	// sampleKey) to where it first appears.
+	seenSamples map[string]string
 	// sessionRefs collects the session attributes templates read.
 	sessionRefs []string
 }

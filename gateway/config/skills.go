@@ -29,9 +29,8 @@ func (ck *checker) skill(cfg *Config, name string, sk *Skill) {
 			ck.errf(p+".application_id", "same application id as skill %q", other)
 		}
 	}
-	if sk.Invocation != "" && sk.Invocation != strings.ToLower(sk.Invocation) {
-		ck.warnf(p+".invocation", "Alexa invocation names are lower case")
-	}
+	ck.invocation(p+".invocation", sk.Invocation)
+	ck.seenSamples = map[string]string{}
 	for _, tn := range sortedKeys(sk.Types) {
 		tp := p + ".types." + tn
 		if !identRe.MatchString(tn) {
@@ -199,8 +198,14 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 		ck.samples(sp+".samples", s.Samples, sc)
 		if s.Type == "" {
 			ck.errf(sp+".type", "required")
-		} else if !strings.HasPrefix(s.Type, "AMAZON.") && sk.Types[s.Type] == nil {
-			ck.errf(sp+".type", "no type %q in skill %s (custom types go under types:, built-ins start with AMAZON.)", s.Type, sk.Name)
+		} else if strings.HasPrefix(s.Type, "AMAZON.") {
+			ck.builtinSlotType(sp+".type", s.Type)
+		} else if sk.Types[s.Type] == nil {
+			msg := fmt.Sprintf("no type %q in skill %s (custom types go under types:, built-ins start with AMAZON.)", s.Type, sk.Name)
+			if near := closest(s.Type, sortedKeys(sk.Types)); near != "" {
+				msg += fmt.Sprintf("; did you mean %s?", near)
+			}
+			ck.errf(sp+".type", "%s", msg)
 		}
 		spec := SlotSpec{Name: sn, Type: s.Type, Required: s.Required}
 		if s.Required {
@@ -213,6 +218,18 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 		c.Slots = append(c.Slots, spec)
 	}
 	ck.samples(p+".samples", in.Samples, sc)
+	for i, s := range in.Samples {
+		sp := fmt.Sprintf("%s[%d]", p+".samples", i)
+		key := sampleKey(s)
+		if key == "" {
+			continue
+		}
+		if first, ok := ck.seenSamples[key]; ok {
+			ck.errf(sp, "the same sample as %s: Alexa would send it to only one intent; keep one", first)
+			continue
+		}
+		ck.seenSamples[key] = fmt.Sprintf("intents.%s.samples[%d]", name, i)
+	}
 	if in.Call != nil && len(in.Calls) > 0 {
 		ck.errf(p+".calls", "use call or calls, not both")
 	}
@@ -269,6 +286,7 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 // of the intent.
 func (ck *checker) samples(path string, samples []string, sc *scope) {
 	for i, s := range samples {
+		ck.sampleText(fmt.Sprintf("%s[%d]", path, i), s)
 		reported := map[string]bool{}
 		for _, m := range sampleRef.FindAllStringSubmatch(s, -1) {
 			name := m[1]
@@ -280,7 +298,13 @@ func (ck *checker) samples(path string, samples []string, sc *scope) {
 				ck.errf(fmt.Sprintf("%s[%d]", path, i), "empty slot reference {}")
 				continue
 			}
-			ck.errf(fmt.Sprintf("%s[%d]", path, i), "no slot %q in this intent", name)
+			msg := fmt.Sprintf("no slot %q in this intent", name)
+			if near := closest(name, sortedKeys(sc.slots)); near != "" {
+				msg += fmt.Sprintf("; did you mean {%s}?", near)
+			} else {
+				msg += "; declare it under slots:"
+			}
+			ck.errf(fmt.Sprintf("%s[%d]", path, i), "%s", msg)
 		}
 	}
 }
