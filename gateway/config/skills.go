@@ -404,7 +404,11 @@ func (ck *checker) call(cfg *Config, p string, call *Call, sc *scope) *CompiledC
 					}
 					e.Required = b
 				default:
-					ck.errf(ep+"."+k.Value, "unknown key")
+					msg := "unknown key (an extract is a gjson path or {path, required})"
+					if near := closest(k.Value, []string{"path", "required"}); near != "" {
+						msg = fmt.Sprintf("unknown key (did you mean %s?)", near)
+					}
+					ck.errf(ep+"."+k.Value, "%s", msg)
 				}
 			}
 		default:
