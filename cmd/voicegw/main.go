@@ -297,7 +297,7 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if len(files) == 0 {
-		files = scenario.Discover(*path)
+		files = scenario.ForConfig(cfg, scenario.Discover(*path))
 		sort.Strings(files)
 	}
 	if len(files) == 0 {

@@ -60,3 +60,13 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// Closest returns the candidate nearest to name when it is a likely
+// misspelling of it, else "", for messages outside this package.
+func Closest(name string, candidates []string) string { return closest(name, candidates) }
+
+// IntentNames lists the intents configured for a skill, sorted.
+func IntentNames(sk *Skill) []string { return sortedKeys(sk.Intents) }
+
+// SlotNames lists the slots of an intent, sorted.
+func SlotNames(in *Intent) []string { return sortedKeys(in.Slots) }

@@ -31,8 +31,9 @@ func SyntaxProblem(file string, data []byte, err error) *Problem {
 // causes it, when the text shows what that is.
 func diagnose(p *Problem, lines []string) {
 	// A tab in the indentation breaks YAML wherever it is.
+	tabby := strings.Contains(p.Msg, "tab") || strings.Contains(p.Msg, "cannot start any token")
 	for n, l := range lines {
-		if n+1 > p.Line && p.Line > 0 {
+		if !tabby && n > p.Line && p.Line > 0 {
 			break
 		}
 		indent := l[:len(l)-len(strings.TrimLeft(l, " \t"))]
