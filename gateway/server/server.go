@@ -31,6 +31,9 @@ type Runtime struct {
 	MaxBodyBytes int64
 	// Ready reports whether dependencies answer (nil: ready).
 	Ready func(ctx context.Context) error
+	// Status adds entries to the /readyz JSON, e.g. that secrets are
+	// served from memory (serve --secrets).
+	Status map[string]string
 	// Routes adds further routes (the account-linking pages) to a group
 	// that always dispatches to the current runtime.
 	Link http.Handler
@@ -138,10 +141,20 @@ func (s *Server) ready(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
 		if err := rt.Ready(ctx); err != nil {
-			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+			return c.JSON(http.StatusServiceUnavailable, withStatus(map[string]string{"status": "unavailable", "reason": err.Error()}, rt.Status))
 		}
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	return c.JSON(http.StatusOK, withStatus(map[string]string{"status": "ready"}, rt.Status))
+}
+
+// withStatus adds a runtime's status entries to a /readyz body.
+func withStatus(body, status map[string]string) map[string]string {
+	for k, v := range status {
+		if _, ok := body[k]; !ok {
+			body[k] = v
+		}
+	}
+	return body
 }
 
 func (s *Server) link(w http.ResponseWriter, r *http.Request) {
