@@ -32,23 +32,40 @@ type Handler interface {
 
 // Scenario is one scenario file.
 type Scenario struct {
-	Skill   string                       `yaml:"skill"`
-	Stubs   []*Stub                      `yaml:"stubs"`
+	// Skill is the name of a skill of the config.
+	Skill string `yaml:"skill" jsonschema:"required"`
+	// Stubs are the upstream answers, matched by service, method, path
+	// and query.
+	Stubs []*Stub `yaml:"stubs"`
+	// Secrets stand in for Vault: a path of SPEC 4 (e.g.
+	// services/NAME, users/USERID/NAME) to its fields.
 	Secrets map[string]map[string]string `yaml:"secrets"`
-	Turns   []*Turn                      `yaml:"turns"`
+	// Turns are the requests of the conversation, run in order in one
+	// session.
+	Turns []*Turn `yaml:"turns" jsonschema:"required"`
 }
 
 // Stub is a canned upstream answer.
 type Stub struct {
-	Service string            `yaml:"service"`
-	Method  string            `yaml:"method"`
-	Path    string            `yaml:"path"`
-	Query   map[string]string `yaml:"query"`
-	Status  int               `yaml:"status"`
-	Body    yaml.Node         `yaml:"body"`
-	Raw     *string           `yaml:"raw"`
+	// Service is the name of a service of the config.
+	Service string `yaml:"service" jsonschema:"required"`
+	// Method matches the request method when set.
+	Method string `yaml:"method"`
+	// Path matches the request path exactly, as sent (escaped), without
+	// the query.
+	Path string `yaml:"path" jsonschema:"required"`
+	// Query lists query values that must match.
+	Query map[string]string `yaml:"query"`
+	// Status is the answer's HTTP status (default 200).
+	Status int `yaml:"status"`
+	// Body is a YAML value sent as JSON.
+	Body yaml.Node `yaml:"body"`
+	// Raw is a body sent as is.
+	Raw *string `yaml:"raw"`
+	// Headers are the answer's headers.
 	Headers map[string]string `yaml:"headers"`
-	Delay   config.Duration   `yaml:"delay"`
+	// Delay holds the answer back, to test timeouts.
+	Delay config.Duration `yaml:"delay"`
 
 	body []byte
 	line int
@@ -57,14 +74,23 @@ type Stub struct {
 
 // Turn is one request of the conversation.
 type Turn struct {
-	Launch       bool            `yaml:"launch"`
-	Intent       string          `yaml:"intent"`
-	Slots        map[string]Slot `yaml:"slots"`
-	User         string          `yaml:"user"`
-	AccessToken  string          `yaml:"access_token"`
-	Confirmation string          `yaml:"confirmation"`
-	Locale       string          `yaml:"locale"`
-	Expect       Expect          `yaml:"expect"`
+	// Launch sends a LaunchRequest.
+	Launch bool `yaml:"launch"`
+	// Intent sends an IntentRequest for an intent the skill configures
+	// or has built in.
+	Intent string `yaml:"intent"`
+	// Slots are the intent's slot values.
+	Slots map[string]Slot `yaml:"slots"`
+	// User is the userId (default amzn1.ask.account.TEST).
+	User string `yaml:"user"`
+	// AccessToken is the Alexa-managed account-linking token.
+	AccessToken string `yaml:"access_token"`
+	// Confirmation is CONFIRMED or DENIED: the user's answer to confirm.
+	Confirmation string `yaml:"confirmation" jsonschema:"enum=CONFIRMED,enum=DENIED,enum=NONE"`
+	// Locale is the request's locale (default en-US).
+	Locale string `yaml:"locale"`
+	// Expect lists what must hold after the turn.
+	Expect Expect `yaml:"expect"`
 
 	line int
 	// lines of each expect key
@@ -128,15 +154,24 @@ func kindTag(n *yaml.Node) string {
 
 // Expect lists what must hold after a turn; every key is optional.
 type Expect struct {
-	Say         *string        `yaml:"say"`
-	SayContains *string        `yaml:"say_contains"`
-	Reprompt    *string        `yaml:"reprompt"`
-	Card        *CardExpect    `yaml:"card"`
-	EndSession  *bool          `yaml:"end_session"`
-	Directive   *string        `yaml:"directive"`
-	Session     map[string]any `yaml:"session"`
-	Request     *RequestExpect `yaml:"request"`
-	NoRequest   bool           `yaml:"no_request"`
+	// Say is the exact speech, SSML tags included.
+	Say *string `yaml:"say"`
+	// SayContains is text the speech contains.
+	SayContains *string `yaml:"say_contains"`
+	// Reprompt is the exact reprompt.
+	Reprompt *string `yaml:"reprompt"`
+	// Card matches the card.
+	Card *CardExpect `yaml:"card"`
+	// EndSession is whether the response ends the session.
+	EndSession *bool `yaml:"end_session"`
+	// Directive is the first directive's type, e.g. Dialog.ElicitSlot.
+	Directive *string `yaml:"directive"`
+	// Session lists attributes that must be present with these values.
+	Session map[string]any `yaml:"session"`
+	// Request is a subset match against the turn's last upstream request.
+	Request *RequestExpect `yaml:"request"`
+	// NoRequest says that the turn made no upstream request.
+	NoRequest bool `yaml:"no_request"`
 }
 
 // CardExpect matches the card of a response.
