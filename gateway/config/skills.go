@@ -327,7 +327,11 @@ func (ck *checker) call(cfg *Config, p string, call *Call, sc *scope) *CompiledC
 	if call.Service == "" {
 		ck.errf(p+".service", "required")
 	} else if s, ok := cfg.Services[call.Service]; !ok {
-		ck.errf(p+".service", "no service %q", call.Service)
+		msg := fmt.Sprintf("no service %q", call.Service)
+		if near := closest(call.Service, sortedKeys(cfg.Services)); near != "" {
+			msg += fmt.Sprintf(" (did you mean %s?)", near)
+		}
+		ck.errf(p+".service", "%s", msg)
 	} else {
 		cc.Service = s
 	}
