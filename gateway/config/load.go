@@ -182,9 +182,9 @@ func syntaxProblem(file string, err error) *Problem {
 }
 
 var (
-	unknownFieldRe = regexp.MustCompile(`^field (\S+) not found in type (\S+)`)
+	unknownFieldRe = regexp.MustCompile(`^field (.+) not found in type (\S+)$`)
 	duplicateRe    = regexp.MustCompile(`^mapping key ("(?:[^"\\]|\\.)*") already defined at line \d+$`)
-	cannotRe       = regexp.MustCompile("^cannot unmarshal (!!\\w+) (?:`(.*)` )?into (.+)$")
+	cannotRe       = regexp.MustCompile("^cannot unmarshal (!\\S*) (?:`(.*)` )?into (.+)$")
 )
 
 // decodeProblem turns one yaml.v3 decode error ("line 12: field x not
@@ -249,6 +249,9 @@ func yamlKind(tag string) string {
 		return "integer"
 	case "!!bool":
 		return "boolean"
+	}
+	if !strings.HasPrefix(tag, "!!") {
+		return "a value tagged " + tag
 	}
 	return strings.TrimPrefix(tag, "!!")
 }

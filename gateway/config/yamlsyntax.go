@@ -38,7 +38,7 @@ func diagnose(p *Problem, lines []string) {
 		}
 		indent := l[:len(l)-len(strings.TrimLeft(l, " \t"))]
 		if i := strings.IndexByte(indent, '\t'); i >= 0 && strings.TrimSpace(l) != "" {
-			p.Line, p.Col, p.Path = n+1, i+1, ""
+			p.Line, p.Col, p.Path = n+1, i+1, guessPath(lines, n)
 			p.Msg = "a tab indents this line: YAML indents with spaces only; replace the tab with spaces"
 			return
 		}
@@ -91,7 +91,107 @@ func diagnose(p *Problem, lines []string) {
 	}
 	if strings.HasPrefix(p.Msg, "could not find expected ':'") && p.Line >= 1 && p.Line <= len(lines) {
 		p.Msg = "this line is neither a key (name: value) nor a list item (- value): add the colon, or indent it under the key whose value it continues"
+		return
 	}
+	// Plainer words for what is left.
+	for prefix, plain := range plainYAML {
+		if strings.HasPrefix(p.Msg, prefix) {
+			p.Msg = plain
+			return
+		}
+	}
+}
+
+// plainYAML rewords yaml.v3 messages that no diagnosis above placed.
+var plainYAML = map[string]string{
+	"did not find expected key":                      "the block structure breaks here: keys of one mapping must line up, with spaces (check the indentation of the lines that follow)",
+	"did not find expected '-' indicator":            "a list item (\"- …\") is due here: items of one list must line up (check the indentation of the lines that follow)",
+	"mapping values are not allowed in this context": "unexpected \": \": quote a value that contains a colon, or fix the indentation",
+	"block sequence entries are not allowed":         "a list item (\"- …\") cannot start here: put it on its own line under its key",
+	"found unexpected end of stream":                 "the file ends inside a quoted value or a [ ] or { } list: close it",
+	"did not find expected node content":             "a value is missing here",
+}
+
+// guessPath is the key path the key on line n (0-based) most likely has:
+// a child of the line above when that one opens a block, else its sibling.
+func guessPath(lines []string, n int) string {
+	content := strings.TrimLeft(lines[n], " \t")
+	key, _, ok := splitKey(strings.TrimPrefix(content, "- "))
+	if !ok {
+		return ""
+	}
+	paths := keyPaths(lines[:n])
+	for i := n - 1; i >= 0; i-- {
+		prev, ok := paths[i]
+		if !ok {
+			continue
+		}
+		_, v, _ := splitKey(strings.TrimSpace(stripComment(strings.TrimPrefix(strings.TrimLeft(lines[i], " "), "- "))))
+		if v == "" {
+			return prev + "." + key
+		}
+		if j := strings.LastIndexByte(prev, '.'); j >= 0 {
+			return prev[:j] + "." + key
+		}
+		return key
+	}
+	return key
+}
+
+// keyPaths gives the key path of each key line, for lines indented with
+// spaces (list items count as [i]).
+func keyPaths(lines []string) map[int]string {
+	type open struct {
+		indent int
+		path   string
+		items  int
+	}
+	out := map[int]string{}
+	var stack []*open
+	for n, l := range lines {
+		content := strings.TrimLeft(l, " ")
+		if content == "" || content[0] == '#' || strings.HasPrefix(content, "\t") {
+			continue
+		}
+		indent := len(l) - len(content)
+		for len(stack) > 0 && stack[len(stack)-1].indent > indent {
+			stack = stack[:len(stack)-1]
+		}
+		parent := ""
+		if len(stack) > 0 {
+			parent = stack[len(stack)-1].path
+		}
+		if strings.HasPrefix(content, "- ") || content == "-" {
+			if len(stack) > 0 && stack[len(stack)-1].indent == indent {
+				stack[len(stack)-1].items++
+			} else {
+				stack = append(stack, &open{indent: indent, path: parent, items: 1})
+			}
+			item := fmt.Sprintf("%s[%d]", stack[len(stack)-1].path, stack[len(stack)-1].items-1)
+			inner := strings.TrimLeft(content[1:], " ")
+			if key, _, ok := splitKey(inner); ok {
+				innerIndent := indent + len(content) - len(inner)
+				out[n] = join(item, key)
+				stack = append(stack, &open{indent: innerIndent, path: item})
+			}
+			continue
+		}
+		key, _, ok := splitKey(stripComment(content))
+		if !ok {
+			continue
+		}
+		if len(stack) > 0 && stack[len(stack)-1].indent == indent {
+			stack = stack[:len(stack)-1]
+			if len(stack) > 0 {
+				parent = stack[len(stack)-1].path
+			} else {
+				parent = ""
+			}
+		}
+		out[n] = join(parent, key)
+		stack = append(stack, &open{indent: indent, path: out[n]})
+	}
+	return out
 }
 
 // indentation is a line whose indentation breaks the block structure.
@@ -129,6 +229,7 @@ func indentBreak(lines []string) (indentation, bool) {
 	skipDeeper := -1 // block scalar: skip lines indented deeper than this
 	flowDepth := 0
 	path := func(upto int, key string) string {
+		upto = min(max(upto, 0), len(stack))
 		var parts []string
 		for _, l := range stack[:upto] {
 			if l.seq {

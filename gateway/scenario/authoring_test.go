@@ -116,7 +116,7 @@ func TestScenarioErrors(t *testing.T) {
 		{"wrong type", "skill: food\nturns:\n  - intent: Order\n    expect: { end_session: maybe }\n",
 			[]string{`SC:4:28: turns[0].expect.end_session: expected true or false, got string "maybe"`}},
 		{"tab", "skill: food\nturns:\n  - intent: Order\n\t  expect: {}\n",
-			[]string{`SC:4:1: a tab indents this line`}},
+			[]string{`SC:4:1: turns[0].expect: a tab indents this line`}},
 		{"indentation", "skill: food\nturns:\n  - intent: Order\n    slots: { Dish: curry }\n   expect: { say: x }\n",
 			[]string{`SC:5:4: `, "indentation: expect is indented 3 spaces"}},
 		{"launch and intent", "skill: food\nturns:\n  - { launch: true, intent: Order }\n",

@@ -267,10 +267,20 @@ func Parse(file string, data []byte) (*Scenario, error) {
 			return nil, fmt.Errorf("%s: stubs[%d]: every stub needs service and path", at, i)
 		}
 		if err := s.prepare(); err != nil {
-			return nil, fmt.Errorf("%s:%d: stub: %v", file, s.line, err)
+			return nil, fmt.Errorf("%s: stubs[%d]: %s", s.at, i, oneLine(err))
 		}
 	}
 	return &sc, nil
+}
+
+// oneLine flattens a yaml.v3 error (which may list several problems on
+// lines of their own) into one line.
+func oneLine(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		return strings.Join(te.Errors, "; ")
+	}
+	return strings.Join(strings.Fields(strings.TrimPrefix(err.Error(), "yaml: ")), " ")
 }
 
 // problemsError joins problems into one error, a problem a line. An
