@@ -195,6 +195,7 @@ func modifier(s string, i int) (int, *pathError) {
 		} else {
 			msg += " (gjson has @" + strings.Join(stockModifiers, ", @") + ")"
 		}
+		msg += fmt.Sprintf("; a key that starts with @ is written \\@%s", name)
 		return 0, perr("%s", msg)
 	}
 	if j == len(s) || s[j] != ':' {

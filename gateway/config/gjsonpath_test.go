@@ -144,3 +144,21 @@ func FuzzGJSONPath(f *testing.F) {
 		}
 	})
 }
+
+// TestGJSONPathEscapedAt: the escape the unknown-modifier message offers
+// for keys that start with @ (JSON-LD's @type, @id) is valid and reads
+// the key.
+func TestGJSONPathEscapedAt(t *testing.T) {
+	doc := `{"@type":"Place","items":[{"@id":"a"},{"@id":"b"}]}`
+	for path, want := range map[string]string{`\@type`: "Place", `items.#.\@id`: `["a","b"]`} {
+		if msg := checkGJSONPath(path); msg != "" {
+			t.Errorf("%s: rejected: %s", path, msg)
+		}
+		if got := gjson.Get(doc, path).String(); got != want {
+			t.Errorf("gjson.Get(%s) = %q, want %q", path, got, want)
+		}
+	}
+	if checkGJSONPath("@type") == "" {
+		t.Error("@type (no such modifier) accepted")
+	}
+}
