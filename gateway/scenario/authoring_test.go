@@ -138,3 +138,12 @@ func TestScenarioErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestUnknownIntentFarFromAll: an intent that is no likely misspelling
+// runs as the fallback, with a warning that names it.
+func TestUnknownIntentFarFromAll(t *testing.T) {
+	out, failed := MustRunConfig(t, foodConfig, "skill: food\nturns:\n  - intent: SomethingElse\n    expect: { say_contains: \"didn't get that\" }\n")
+	if failed != 0 || !strings.Contains(out, `warning: SC:3:13: turns[0].intent: skill food has no intent "SomethingElse": the turn runs as the fallback`) {
+		t.Fatalf("failed=%d:\n%s", failed, out)
+	}
+}

@@ -98,9 +98,9 @@ func WithResolutions(body []byte, res map[string]Resolution) []byte {
 
 // checkTurns reports turns the skill cannot answer as Alexa would send
 // them: an intent the skill neither configures nor has built in, that is
-// a likely misspelling, and slots the intent does not have.
-func checkTurns(file string, sc *Scenario, sk *config.Skill) []string {
-	var out []string
+// a likely misspelling or an AMAZON.* intent, and slots the intent does
+// not have. Another unknown intent runs as the fallback, with a warning.
+func checkTurns(file string, sc *Scenario, sk *config.Skill) (out, warnings []string) {
 	known := append(config.IntentNames(sk), config.BuiltinIntents...)
 	for i, t := range sc.Turns {
 		if t.Launch {
@@ -121,6 +121,8 @@ func checkTurns(file string, sc *Scenario, sk *config.Skill) []string {
 					msg += fmt.Sprintf(" (did you mean %s?)", near)
 				}
 				out = append(out, msg)
+			} else {
+				warnings = append(warnings, fmt.Sprintf("%s.intent: skill %s has no intent %q: the turn runs as the fallback", at("intent"), sc.Skill, t.Intent))
 			}
 			continue
 		}
@@ -137,7 +139,7 @@ func checkTurns(file string, sc *Scenario, sk *config.Skill) []string {
 			out = append(out, msg)
 		}
 	}
-	return out
+	return out, warnings
 }
 
 func sortedSlotNames(m map[string]Slot) []string {

@@ -168,7 +168,9 @@ func (r *Runner) runScenario(file string, sc *Scenario, cfg *config.Config) []st
 	}
 	session := map[string]any{}
 	var problems []string
-	if ps := checkTurns(file, sc, sk); len(ps) > 0 {
+	ps, warnings := checkTurns(file, sc, sk)
+	r.warnings = append(r.warnings, warnings...)
+	if len(ps) > 0 {
 		return ps
 	}
 	for i, t := range sc.Turns {

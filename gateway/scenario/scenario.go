@@ -426,6 +426,9 @@ type Runner struct {
 	// the stubs, over the scenario's in-memory secrets.
 	Build func(cfg *config.Config, store *inmem.Store) Handler
 	Out   io.Writer
+
+	// warnings of the file being run, printed under its result line.
+	warnings []string
 }
 
 // Run runs each file, prints a line per scenario and the closing
@@ -433,16 +436,20 @@ type Runner struct {
 func (r *Runner) Run(files []string) int {
 	passed, failed := 0, 0
 	for _, f := range files {
+		r.warnings = nil
 		problems := r.runFile(f)
 		if len(problems) == 0 {
 			passed++
 			fmt.Fprintf(r.Out, "ok   %s\n", f)
-			continue
+		} else {
+			failed++
+			fmt.Fprintf(r.Out, "FAIL %s\n", f)
 		}
-		failed++
-		fmt.Fprintf(r.Out, "FAIL %s\n", f)
 		for _, p := range problems {
 			fmt.Fprintf(r.Out, "     %s\n", p)
+		}
+		for _, w := range r.warnings {
+			fmt.Fprintf(r.Out, "     warning: %s\n", w)
 		}
 	}
 	fmt.Fprintf(r.Out, "%d passed, %d failed\n", passed, failed)
