@@ -162,7 +162,7 @@ func TestInvokeAuthoring(t *testing.T) {
 		{"bad secrets file", []string{"--launch", "--secrets", badSecrets}, 1, "", []string{
 			`bad-secrets.yaml:2:1: users/bob/menu: "bob" is not an Alexa userId`,
 			`bad-secrets.yaml:3:1: services/menu/x: a secret path is users/<userId>/<service>, services/<service> or link-codes/<code>`}},
-		{"secrets file with a tab", []string{"--launch", "--secrets", typoSecrets}, 1, "", []string{"typo-secrets.yaml:2:1: a tab indents this line"}},
+		{"secrets file with a tab", []string{"--launch", "--secrets", typoSecrets}, 1, "", []string{"typo-secrets.yaml:2:1: services/menu.api_key: a tab indents this line"}},
 		{"missing secrets file", []string{"--launch", "--secrets", filepath.Join(dir, "nope.yaml")}, 1, "", []string{"nope.yaml:1:1:"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 func (ck *checker) skill(cfg *Config, name string, sk *Skill) {
 	p := "skills." + name
 	if sk == nil {
-		ck.errf(p, "empty skill")
+		ck.errf(p, "empty skill: its keys (invocation:, intents:, …) go on the lines below, indented under it")
 		cfg.Skills[name] = &Skill{Name: name}
 		return
 	}
@@ -144,7 +144,7 @@ func (ck *checker) response(p string, r *Response, c *Compiled, sc *scope, endDe
 func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 	p := "skills." + sk.Name + ".intents." + name
 	if in == nil {
-		ck.errf(p, "empty intent")
+		ck.errf(p, "empty intent: its keys (samples:, say:, …) go on the lines below, indented under it")
 		sk.Intents[name] = &Intent{Name: name, C: &Compiled{Intent: name}}
 		return
 	}

@@ -188,7 +188,7 @@ func (ck *checker) absURL(path, raw string) *url.URL {
 func (ck *checker) service(cfg *Config, name string, s *Service) {
 	p := "services." + name
 	if s == nil {
-		ck.errf(p, "empty service")
+		ck.errf(p, "empty service: its keys (base_url:, …) go on the lines below, indented under it")
 		cfg.Services[name] = &Service{Name: name}
 		return
 	}

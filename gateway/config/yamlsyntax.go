@@ -51,6 +51,8 @@ func diagnose(p *Problem, lines []string) {
 		}
 	}
 	switch {
+	case strings.HasPrefix(p.Msg, "did not find expected key") && strayQuoteAt(p, lines):
+		return
 	case strings.HasPrefix(p.Msg, "did not find expected key"),
 		strings.HasPrefix(p.Msg, "did not find expected '-' indicator"),
 		strings.HasPrefix(p.Msg, "mapping values are not allowed"),
@@ -63,13 +65,13 @@ func diagnose(p *Problem, lines []string) {
 	case strings.HasPrefix(p.Msg, "did not find expected node content"),
 		strings.HasPrefix(p.Msg, "did not find expected ',' or"):
 		if l, c, open, ok := unclosedFlow(lines); ok {
-			p.Line, p.Col = l, c
+			p.Line, p.Col, p.Path = l, c, guessPath(lines, l-1)
 			p.Msg = fmt.Sprintf("unclosed %c: add the closing %c (in a [ ] or { } list, quote text that contains \": \", \" #\" or \"${\")", open, closer(open))
 			return
 		}
 	case strings.HasPrefix(p.Msg, "found unexpected end of stream"):
 		if l, c, q, ok := unclosedQuote(lines); ok {
-			p.Line, p.Col = l, c
+			p.Line, p.Col, p.Path = l, c, guessPath(lines, l-1)
 			p.Msg = fmt.Sprintf("unclosed quote: add the closing %c", q)
 			return
 		}
@@ -83,7 +85,7 @@ func diagnose(p *Problem, lines []string) {
 			}
 			if j := strings.Index(v, ": "); j >= 0 || strings.HasSuffix(v, ":") {
 				col := strings.Index(lines[n], v) + 1
-				p.Line, p.Col = n+1, col
+				p.Line, p.Col, p.Path = n+1, col, guessPath(lines, n)
 				p.Msg = fmt.Sprintf("the value of %s contains \": \", which YAML reads as a new key: quote the value, e.g. %s: %q", k, k, v)
 				return
 			}
@@ -226,6 +228,9 @@ func indentBreak(lines []string) (indentation, bool) {
 		text         string
 	}
 	var bare *bareLine
+	// lastList is the list a dedent just closed, to name it when a stray
+	// item follows.
+	var lastList *level
 	skipDeeper := -1 // block scalar: skip lines indented deeper than this
 	flowDepth := 0
 	path := func(upto int, key string) string {
@@ -283,8 +288,7 @@ func indentBreak(lines []string) (indentation, bool) {
 			case indent > top.indent:
 				if !prevOpens {
 					if bare != nil && isKey {
-						return indentation{line: bare.line, col: bare.indent + 1, path: path(len(stack)-1, bare.text),
-							msg: fmt.Sprintf("%s is not a key: write it with a colon (%s:)", bare.text, bare.text)}, true
+						return indentation{line: bare.line, col: bare.indent + 1, path: path(len(stack)-1, bareKey(bare.text)), msg: notAKey(bare.text)}, true
 					}
 					if isKey && prevValue {
 						b, _ := fail("%s is indented deeper than %s (line %d), whose value is already given: line it up with %s (%d spaces)", key, prevKey, prevLine, prevKey, prevIndent)
@@ -299,6 +303,9 @@ func indentBreak(lines []string) (indentation, bool) {
 				var deeper *level
 				for len(stack) > 0 && stack[len(stack)-1].indent > indent {
 					deeper = stack[len(stack)-1]
+					if deeper.seq {
+						lastList = deeper
+					}
 					stack = stack[:len(stack)-1]
 				}
 				if len(stack) == 0 || stack[len(stack)-1].indent != indent {
@@ -338,25 +345,27 @@ func indentBreak(lines []string) (indentation, bool) {
 				}
 			}
 			if bare != nil && isKey && indent == bare.indent {
-				return indentation{line: bare.line, col: bare.indent + 1, path: path(len(stack)-1, bare.text),
-					msg: fmt.Sprintf("%s is not a key: write it with a colon (%s:), or indent it under the key whose value it is", bare.text, bare.text)}, true
+				return indentation{line: bare.line, col: bare.indent + 1, path: path(len(stack)-1, bareKey(bare.text)), msg: notAKey(bare.text)}, true
 			}
 			if !top.seq && !isItem && !isKey && top.line > 0 {
-				b, _ := fail("%s is not a key: write it with a colon (%s:), or quote a text that continues the value above", inner, inner)
-				b.path = path(len(stack)-1, inner)
-				return b, true
+				return indentation{line: n + 1, col: indent + 1, path: path(len(stack)-1, bareKey(inner)), msg: notAKey(inner)}, true
 			}
 			if !top.seq && isItem {
-				if prevOpens && prevIndent == indent {
+				switch {
+				case prevOpens && prevIndent == indent:
 					stack = append(stack, &level{indent: indent, seq: true, compact: true})
-				} else {
-					return fail("a list item among the keys of %s (line %d): indent it under the key it belongs to", describe(top), top.line)
+				case lastList != nil && lastList.indent > indent:
+					b, _ := fail("this list item is indented %d spaces, less than the items above it (%d spaces, line %d): line it up with them", indent, lastList.indent, lastList.line)
+					b.path = path(len(stack), "")
+					return b, true
+				default:
+					return fail("a list item at the indentation of the keys around it (%s on line %d): indent it under the key it belongs to", describe(top), top.line)
 				}
 			}
 		} else {
 			stack = append(stack, &level{indent: indent, seq: isItem})
 		}
-		bare = nil
+		bare, lastList = nil, nil
 		if !isKey && !isItem {
 			bare = &bareLine{line: n + 1, indent: indent, text: inner}
 		}
@@ -557,4 +566,74 @@ func unclosedFlow(lines []string) (line, col int, open byte, ok bool) {
 	}
 	p := stack[0]
 	return p.line, p.col, p.c, true
+}
+
+// bareKey is the key a line without "key: " most likely meant.
+func bareKey(text string) string {
+	if k, _, ok := strings.Cut(text, ":"); ok {
+		return k
+	}
+	return text
+}
+
+// notAKey explains a line that is neither a key nor a list item.
+func notAKey(text string) string {
+	if k, v, ok := strings.Cut(text, ":"); ok && k != "" && v != "" && v[0] != ' ' {
+		return fmt.Sprintf("%s is not a key: YAML needs a space after the colon (%s: %s)", text, k, v)
+	}
+	return fmt.Sprintf("%s is not a key: write it with a colon (%s:), or indent it under the key whose value it continues", text, text)
+}
+
+// strayQuote finds a quoted value followed by more text on its line, as
+// in say: "He said "hi"": the quote ends early.
+func strayQuote(lines []string) (line, col int, q byte, ok bool) {
+	for n, l := range lines {
+		content := strings.TrimLeft(l, " ")
+		if content == "" || content[0] == '#' {
+			continue
+		}
+		_, v, isKey := splitKey(strings.TrimPrefix(content, "- "))
+		if !isKey || v == "" || (v[0] != '"' && v[0] != '\'') {
+			continue
+		}
+		end := -1
+		for i := 1; i < len(v); i++ {
+			if v[0] == '"' && v[i] == '\\' {
+				i++
+				continue
+			}
+			if v[i] == v[0] {
+				if v[0] == '\'' && i+1 < len(v) && v[i+1] == '\'' {
+					i++
+					continue
+				}
+				end = i
+				break
+			}
+		}
+		if end < 0 {
+			continue
+		}
+		rest := strings.TrimSpace(v[end+1:])
+		if rest != "" && rest[0] != '#' {
+			return n + 1, strings.LastIndex(l, v) + end + 1, v[0], true
+		}
+	}
+	return 0, 0, 0, false
+}
+
+// strayQuoteAt places p at a quote that ends its value early, when there
+// is one at or after the line yaml.v3 names.
+func strayQuoteAt(p *Problem, lines []string) bool {
+	l, c, q, ok := strayQuote(lines)
+	if !ok || l < p.Line-1 {
+		return false
+	}
+	p.Line, p.Col, p.Path = l, c, guessPath(lines, l-1)
+	if q == '"' {
+		p.Msg = `this quote ends the value, and text follows it: write inner quotes as \" or quote the whole value with ' '`
+	} else {
+		p.Msg = `this quote ends the value, and text follows it: write an inner ' as '' or quote the whole value with " "`
+	}
+	return true
 }
