@@ -567,7 +567,7 @@ func unknownKey(key string, t reflect.Type) string {
 	if near := closest(key, keys); near != "" {
 		return fmt.Sprintf("unknown key (did you mean %s?)", near)
 	}
-	return "unknown key (known keys: " + strings.Join(keys, ", ") + ")"
+	return "unknown key: check its spelling and indentation, or remove it"
 }
 
 // yamlKeys lists the YAML keys of struct type t, inlined fields included.
