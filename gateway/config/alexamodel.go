@@ -164,7 +164,7 @@ func plural(items []string, one, many string) string {
 }
 
 // sampleText checks one sample utterance's characters and braces, and
-// returns its slot references.
+// that no slot appears twice in it.
 func (ck *checker) sampleText(path, s string) {
 	if strings.TrimSpace(s) == "" {
 		ck.errf(path, "empty sample utterance")
@@ -227,7 +227,7 @@ func sampleKey(s string) string {
 	return strings.Join(strings.Fields(strings.ToLower(s)), " ")
 }
 
-// slotType checks an AMAZON.* slot type against the built-in list.
+// builtinSlotType checks an AMAZON.* slot type against the built-in list.
 func (ck *checker) builtinSlotType(path, typ string) {
 	if builtinSlotTypes[typ] {
 		return

@@ -48,7 +48,8 @@ func ResolveSlots(sk *config.Skill, intent string, slots map[string]Slot) (map[s
 	return values, res
 }
 
-// Resolve is ResolveSlots for one value of a slot type of the skill.
+// resolve matches a spoken value against the values and synonyms of a
+// custom slot type, ignoring case.
 func resolve(values []*config.TypeValue, spoken string) Resolution {
 	for _, v := range values {
 		if v == nil {
