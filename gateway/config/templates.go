@@ -48,6 +48,11 @@ func (ck *checker) checkRefs(path string, t *render.Template, sc *scope) {
 	if t == nil {
 		return
 	}
+	for _, g := range t.GetPaths() {
+		if msg := checkGJSONPath(g); msg != "" {
+			ck.errf(path, "get %q: %s", g, msg)
+		}
+	}
 	reported := map[string]bool{}
 	for _, r := range t.Refs() {
 		ref := "." + strings.Join(r, ".")
