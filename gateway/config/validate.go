@@ -59,7 +59,7 @@ func (ck *checker) validate(cfg *Config) {
 	for _, name := range sortedKeys(cfg.Skills) {
 		ck.skill(cfg, name, cfg.Skills[name])
 	}
-	// Gateway-wide error speech may read the extracts of any skill.
+	// Gateway-wide error speech answers every skill: no slot, no extract.
 	extracts := map[string]bool{}
 	for _, sk := range cfg.Skills {
 		for _, n := range sk.ExtractRefs {
@@ -67,7 +67,11 @@ func (ck *checker) validate(cfg *Config) {
 		}
 	}
 	for _, k := range sortedKeys(cfg.Errors) {
-		ck.checkRefs("server.errors."+k, cfg.Errors[k].T, &scope{anySlots: true, extracts: extracts})
+		ck.checkRefs("server.errors."+k, cfg.Errors[k].T, &scope{
+			noSlots:    "server.errors answer every skill and see no slot; use it in an intent's own errors:",
+			noExtracts: "server.errors answer every skill and see no extract; use it in an intent's own errors:",
+			known:      extracts,
+		})
 	}
 	needsVault := false
 	for _, name := range sortedKeys(cfg.Services) {
@@ -163,6 +167,7 @@ func (ck *checker) server(cfg *Config) {
 	if s.DebugListen != "" && s.DebugListen == s.MetricsListen {
 		ck.errf("server.debug_listen", "must differ from server.metrics_listen")
 	}
+	// References are checked once every skill's extracts are known.
 	cfg.Errors = ck.errorSpeech("server.errors", s.Errors, &scope{anySlots: true, anyExtracts: true})
 }
 
@@ -228,7 +233,7 @@ func (ck *checker) absURL(path, raw string) *url.URL {
 func (ck *checker) service(cfg *Config, name string, s *Service) {
 	p := "services." + name
 	if s == nil {
-		ck.errf(p, "empty service")
+		ck.errf(p, "empty service: its keys (base_url:, …) go on the lines below, indented under it")
 		cfg.Services[name] = &Service{Name: name}
 		return
 	}

@@ -75,6 +75,7 @@ type Template struct {
 	// the action's value as JSON, keeping its type (for JSON bodies).
 	typed *template.Template
 	refs  [][]string
+	gets  []string
 }
 
 // Compile parses src as a template for the given output context. Field
@@ -86,6 +87,7 @@ func Compile(name, src string, ctx Context) (*Template, error) {
 	}
 	out := &Template{src: src, tmpl: t}
 	out.refs = collectRefs(t.Tree.Root, true, nil)
+	out.gets = collectGets(t.Tree.Root)
 	switch ctx {
 	case PathSegment:
 		rewrite(t.Tree.Root, escPath)
@@ -153,6 +155,30 @@ func (t *Template) Source() string { return t.src }
 // Refs lists the data fields the template references from the root data,
 // e.g. ["slots" "Symbol"] for {{ .slots.Symbol }}.
 func (t *Template) Refs() [][]string { return t.refs }
+
+// GetPaths lists the gjson paths the template passes to get as literal
+// strings, e.g. "data.items.#" for {{ get "data.items.#" }}, for static
+// checks.
+func (t *Template) GetPaths() []string { return t.gets }
+
+// collectGets lists the literal path arguments of get calls (bound by
+// bindGet as get $ PATH).
+func collectGets(n parse.Node) []string {
+	var out []string
+	walkPipes(n, func(p *parse.PipeNode) {
+		for _, cmd := range p.Cmds {
+			if len(cmd.Args) < 3 {
+				continue
+			}
+			if id, ok := cmd.Args[0].(*parse.IdentifierNode); ok && id.Ident == "get" {
+				if s, ok := cmd.Args[2].(*parse.StringNode); ok {
+					out = append(out, s.Text)
+				}
+			}
+		}
+	})
+	return out
+}
 
 // Typed reports whether the template is exactly one action, whose value
 // keeps its type in a JSON body.
