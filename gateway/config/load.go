@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/voicegw/voicegw/gateway/render"
 )
 
 // Problem is one configuration error or warning with its position.
@@ -101,23 +103,10 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 	ck := &checker{file: file, idx: idx, lines: strings.Split(string(data), "\n")}
 	expandEnv(&root, lookup, ck)
 
-	// Unknown keys: a strict decode of the text as written (yaml.Node.Decode
-	// would drop KnownFields). Its type errors are left to the second pass,
-	// since values there are not expanded yet.
-	strict := yaml.NewDecoder(bytes.NewReader(data))
-	strict.KnownFields(true)
-	if err := strict.Decode(&Config{}); err != nil {
-		var te *yaml.TypeError
-		if !errors.As(err, &te) {
-			ck.errf("", "%v", err)
-			return nil, ck.sorted()
-		}
-		for _, msg := range te.Errors {
-			if unknownFieldRe.MatchString(msg[strings.Index(msg, ": ")+2:]) {
-				ck.decodeProblem(msg)
-			}
-		}
-	}
+	// Unknown keys: every mapping key of the tree that names no field of
+	// the Go type it decodes into (what a strict decode would find, without
+	// parsing the text a second time).
+	ck.unknownKeys()
 	// Types: the expanded tree, whose nodes keep their original positions.
 	// Unknown keys alone do not stop validation, so every problem shows.
 	typeErrorsFrom := len(ck.problems)
@@ -325,7 +314,23 @@ func (idx *index) walk(path string, key, n *yaml.Node, typ, parent reflect.Type)
 	}
 }
 
-var nodeType = reflect.TypeOf(yaml.Node{})
+var (
+	nodeType        = reflect.TypeOf(yaml.Node{})
+	unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+)
+
+// unknownKeys reports each key of a mapping decoded into a struct that
+// has no field of that name, with the key names it may have meant.
+func (ck *checker) unknownKeys() {
+	for _, e := range ck.idx.all {
+		p := e.parent
+		if e.key == nil || e.typ != nil || p == nil || p.Kind() != reflect.Struct || e.key.ShortTag() == "!!merge" ||
+			p == nodeType || reflect.PointerTo(p).Implements(unmarshalerType) {
+			continue
+		}
+		ck.add(&Problem{Line: e.key.Line, Col: e.key.Column, Path: e.path, Msg: unknownKey(e.key.Value, p)})
+	}
+}
 
 func deref(t reflect.Type) reflect.Type {
 	for t != nil && t.Kind() == reflect.Pointer {
@@ -352,6 +357,8 @@ func fieldType(t reflect.Type, key string) reflect.Type {
 		f := t.Field(i)
 		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		switch {
+		case name == "-" || !f.IsExported():
+			continue
 		case opts == "inline":
 			if ft := fieldType(deref(f.Type), key); ft != nil {
 				return ft
@@ -510,6 +517,9 @@ type checker struct {
 	seenSamples map[string]string
 	// sessionRefs collects the session attributes templates read.
 	sessionRefs []string
+	// templates compiles every template of the file with one function
+	// table.
+	templates *render.Set
 }
 
 func (ck *checker) add(p *Problem) {

@@ -31,7 +31,10 @@ type scope struct {
 }
 
 func (ck *checker) template(path, src string, ctx render.Context) *render.Template {
-	t, err := render.Compile(path, src, ctx)
+	if ck.templates == nil {
+		ck.templates = render.NewSet()
+	}
+	t, err := ck.templates.Compile(path, src, ctx)
 	if err != nil {
 		ck.errf(path, "template: %v", err)
 		return nil
