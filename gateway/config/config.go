@@ -39,6 +39,8 @@ type Config struct {
 	Vault    *Vault              `yaml:"vault"`
 	Services map[string]*Service `yaml:"services"`
 	Skills   map[string]*Skill   `yaml:"skills"`
+	// MCP exposes skills as MCP tools (SPEC 13); nil: off.
+	MCP *MCP `yaml:"mcp"`
 
 	// Errors holds the gateway-wide error speech, compiled.
 	Errors ErrorSpeech `yaml:"-"`
@@ -224,6 +226,10 @@ type Intent struct {
 
 	// C is the compiled intent.
 	C *Compiled `yaml:"-"`
+
+	// Description describes the intent as an MCP tool (default: its
+	// first sample).
+	Description string `yaml:"description"`
 }
 
 // Slot is one slot of an intent.
