@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/voicegw/voicegw/gateway"
 	"github.com/voicegw/voicegw/gateway/alexa"
@@ -11,6 +14,7 @@ import (
 	"github.com/voicegw/voicegw/gateway/config"
 	"github.com/voicegw/voicegw/gateway/engine"
 	"github.com/voicegw/voicegw/gateway/linking"
+	"github.com/voicegw/voicegw/gateway/mcp"
 	"github.com/voicegw/voicegw/gateway/metrics"
 	"github.com/voicegw/voicegw/gateway/server"
 	"github.com/voicegw/voicegw/gateway/upstream"
@@ -43,11 +47,14 @@ type deps struct {
 	creds      *auth.Provider
 	credsStore gateway.SecretStore
 	credsTTL   time.Duration
+	// mcpRegister bounds dynamic MCP client registrations per process,
+	// across reloads.
+	mcpRegister *rate.Limiter
 }
 
 func newDeps(log *slog.Logger) *deps {
 	return &deps{log: log, client: upstream.New(upstream.DefaultOptions), metrics: metrics.New(),
-		links: linking.NewLimits(0)}
+		links: linking.NewLimits(0), mcpRegister: rate.NewLimiter(1, 20)}
 }
 
 // handler wires the pipeline for cfg over store (nil: no Vault). verify is
@@ -118,8 +125,9 @@ func (d *deps) linker(cfg *config.Config, store gateway.SecretStore) *linking.Li
 // runtime wires a server runtime for cfg.
 func (d *deps) runtime(cfg *config.Config, store gateway.SecretStore) *server.Runtime {
 	l := d.linker(cfg, store)
+	h := d.pipeline(cfg, store, cfg.Alexa.Verifying(), l)
 	rt := &server.Runtime{
-		Alexa:        d.pipeline(cfg, store, cfg.Alexa.Verifying(), l),
+		Alexa:        h,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		ClientIP:     server.ClientIPFunc(cfg.Server.TrustedNets),
 		Ready: func(ctx context.Context) error {
@@ -132,7 +140,25 @@ func (d *deps) runtime(cfg *config.Config, store gateway.SecretStore) *server.Ru
 	if l != nil {
 		rt.Link = l
 	}
+	if cfg.MCP.On() {
+		rt.MCP = d.mcp(cfg, store, h.Engine, l)
+	}
 	return rt
+}
+
+// mcp wires the MCP platform (SPEC 13) over the same engine as Alexa: the
+// tools, and with auth required the authorization server whose accounts
+// are linked through l.
+func (d *deps) mcp(cfg *config.Config, store gateway.SecretStore, eng mcp.Engine, l *linking.Linker) http.Handler {
+	var as *mcp.AuthServer
+	if cfg.MCP.AuthRequired() {
+		var linker mcp.Linker
+		if l != nil {
+			linker = l
+		}
+		as = mcp.NewAuthServer(cfg, store, linker, mcp.AuthOptions{Logger: d.log, Register: d.mcpRegister})
+	}
+	return mcp.New(cfg, eng, as, mcp.Options{Logger: d.log, Version: version})
 }
 
 // store returns the secret store cfg names: nil without a vault section.

@@ -56,8 +56,11 @@ func NewHandler(cfg *config.Config, eng Engine, opts Options) http.Handler {
 	if version == "" {
 		version = "dev"
 	}
+	// The SDK logs every stateless request's session at info: only its
+	// warnings and errors reach voicegw's log.
+	sdkLog := slog.New(minLevel{Handler: log.Handler(), min: slog.LevelWarn})
 	srv := sdk.NewServer(&sdk.Implementation{Name: "voicegw", Title: "voicegw", Version: version},
-		&sdk.ServerOptions{Capabilities: &sdk.ServerCapabilities{}, Logger: log})
+		&sdk.ServerOptions{Capabilities: &sdk.ServerCapabilities{}, Logger: sdkLog})
 	for _, t := range Tools(cfg) {
 		srv.AddTool(sdkTool(t), (&caller{eng: eng, tool: t, log: log}).call)
 	}
@@ -68,7 +71,7 @@ func NewHandler(cfg *config.Config, eng Engine, opts Options) http.Handler {
 	return sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return srv }, &sdk.StreamableHTTPOptions{
 		Stateless:           true,
 		JSONResponse:        true,
-		Logger:              log,
+		Logger:              sdkLog,
 		MaxRequestBodyBytes: max,
 		// Behind a reverse proxy on the same host every request arrives
 		// from localhost with the public Host: the SDK's DNS-rebinding
@@ -76,6 +79,24 @@ func NewHandler(cfg *config.Config, eng Engine, opts Options) http.Handler {
 		// itself only reachable on localhost.
 		DisableLocalhostProtection: !localOnly(cfg.Server.PublicURL),
 	})
+}
+
+// minLevel drops records below min.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min && m.Handler.Enabled(ctx, l)
+}
+
+func (m minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return minLevel{Handler: m.Handler.WithAttrs(as), min: m.min}
+}
+
+func (m minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{Handler: m.Handler.WithGroup(name), min: m.min}
 }
 
 func localOnly(publicURL string) bool {
