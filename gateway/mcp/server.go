@@ -34,6 +34,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is voicegw's version, told to clients at initialization.
 	Version string
+	// UserHeader, when set, names the request header that gives the user
+	// of a tool call without bearer token info: for `voicegw test` only,
+	// never for a served endpoint.
+	UserHeader string
 }
 
 // FallbackSpeech answers a tool call whose engine failed outright (a bug).
@@ -62,7 +66,7 @@ func NewHandler(cfg *config.Config, eng Engine, opts Options) http.Handler {
 	srv := sdk.NewServer(&sdk.Implementation{Name: "voicegw", Title: "voicegw", Version: version},
 		&sdk.ServerOptions{Capabilities: &sdk.ServerCapabilities{}, Logger: sdkLog})
 	for _, t := range Tools(cfg) {
-		srv.AddTool(sdkTool(t), (&caller{eng: eng, tool: t, log: log}).call)
+		srv.AddTool(sdkTool(t), (&caller{eng: eng, tool: t, log: log, userHeader: opts.UserHeader}).call)
 	}
 	max := cfg.Server.MaxBodyBytes
 	if max <= 0 {
@@ -119,9 +123,10 @@ func sdkTool(t *Tool) *sdk.Tool {
 
 // caller runs one tool's calls as engine turns.
 type caller struct {
-	eng  Engine
-	tool *Tool
-	log  *slog.Logger
+	eng        Engine
+	tool       *Tool
+	log        *slog.Logger
+	userHeader string
 }
 
 // call turns a tools/call into a turn and the reply into a result.
@@ -132,6 +137,8 @@ func (c *caller) call(ctx context.Context, req *sdk.CallToolRequest) (res *sdk.C
 	}
 	if ti := tokenInfo(ctx, req); ti != nil {
 		t.UserID = ti.UserID
+	} else if c.userHeader != "" && req.Extra != nil {
+		t.UserID = req.Extra.Header.Get(c.userHeader)
 	}
 	defer func() {
 		if p := recover(); p != nil {

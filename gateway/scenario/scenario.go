@@ -64,6 +64,10 @@ type Turn struct {
 	Confirmation string            `yaml:"confirmation"`
 	Locale       string            `yaml:"locale"`
 	Expect       Expect            `yaml:"expect"`
+	// Tool and Arguments make an MCP turn (SPEC 13) in place of intent
+	// and slots: a tools/call of <skill>_<Intent>.
+	Tool      string         `yaml:"tool"`
+	Arguments map[string]any `yaml:"arguments"`
 
 	line int
 	// lines of each expect key
@@ -81,6 +85,10 @@ type Expect struct {
 	Session     map[string]any `yaml:"session"`
 	Request     *RequestExpect `yaml:"request"`
 	NoRequest   bool           `yaml:"no_request"`
+	// IsError and Values are for MCP turns: the result's isError and a
+	// subset of its structuredContent.
+	IsError *bool          `yaml:"is_error"`
+	Values  map[string]any `yaml:"values"`
 }
 
 // CardExpect matches the card of a response.
@@ -143,6 +151,15 @@ func Parse(file string, data []byte) (*Scenario, error) {
 		return nil, fmt.Errorf("%s: no turns", file)
 	}
 	for i, t := range sc.Turns {
+		if t != nil && t.Tool != "" {
+			if t.Launch || t.Intent != "" || len(t.Slots) > 0 || t.Confirmation != "" || t.AccessToken != "" {
+				return nil, fmt.Errorf("%s:%d: turn %d is an MCP turn (tool): it takes arguments, not launch, intent, slots, confirmation or access_token", file, lineOf(t), i+1)
+			}
+			continue
+		}
+		if t != nil && len(t.Arguments) > 0 {
+			return nil, fmt.Errorf("%s:%d: turn %d: arguments belong to an MCP turn (tool), slots to an intent", file, lineOf(t), i+1)
+		}
 		if t == nil || (t.Launch == (t.Intent != "")) {
 			return nil, fmt.Errorf("%s:%d: turn %d needs exactly one of `launch: true` and `intent`", file, lineOf(t), i+1)
 		}
@@ -243,7 +260,15 @@ type Runner struct {
 	// the stubs, over the scenario's in-memory secrets.
 	Build func(cfg *config.Config, store *inmem.Store) Handler
 	Out   io.Writer
+	// MCP, when set, wires the MCP endpoint of turns with `tool:`, over
+	// the same stubs and secrets; the user of a call is in the UserHeader
+	// request header.
+	MCP func(cfg *config.Config, store *inmem.Store) http.Handler
 }
+
+// UserHeader carries the user of an MCP turn to the handler Runner.MCP
+// wires (mcp.Options.UserHeader).
+const UserHeader = "X-Voicegw-Scenario-User"
 
 // Run runs each file, prints a line per scenario and the closing
 // "N passed, N failed", and returns the number that failed.
