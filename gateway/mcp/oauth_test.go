@@ -104,6 +104,8 @@ type testGateway struct {
 	// auths are the Authorization headers the upstream saw.
 	authsMu sync.Mutex
 	auths   []string
+	// refused are provider tokens the upstream answers 401.
+	refused sync.Map
 }
 
 func (g *testGateway) secret(s string) {
@@ -122,7 +124,7 @@ func MustGateway(t *testing.T, store gateway.SecretStore) *testGateway {
 		g.authsMu.Lock()
 		g.auths = append(g.auths, r.Header.Get("Authorization"))
 		g.authsMu.Unlock()
-		if !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
+		if _, no := g.refused.Load(r.Header.Get("Authorization")); no || !strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ") {
 			w.WriteHeader(http.StatusUnauthorized)
 			return
 		}
@@ -358,15 +360,38 @@ func TestGoClientAuthorizesAndCalls(t *testing.T) {
 		t.Fatalf("result = %q (isError %v)", text(res), res.IsError)
 	}
 	g.authsMu.Lock()
-	defer g.authsMu.Unlock()
-	if want := "Bearer " + g.provider.LastToken().Access; len(g.auths) != 1 || g.auths[0] != want {
-		t.Fatalf("upstream saw %d calls, want one with the provider's token", len(g.auths))
+	auths := append([]string(nil), g.auths...)
+	g.authsMu.Unlock()
+	if want := "Bearer " + g.provider.LastToken().Access; len(auths) != 1 || auths[0] != want {
+		t.Fatalf("upstream saw %d calls, want one with the provider's token", len(auths))
 	}
-	if ts, err := handler.TokenSource(context.Background()); err == nil {
-		if tok, err := ts.Token(); err == nil {
-			g.secret(tok.AccessToken)
-			g.secret(tok.RefreshToken)
-		}
+	ts, err := handler.TokenSource(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := ts.Token()
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.secret(tok.AccessToken)
+	g.secret(tok.RefreshToken)
+
+	// A subject whose provider token is gone (and refused upstream) hears
+	// how to get it back.
+	g.refused.Store("Bearer "+g.provider.LastToken().Access, true)
+	info, err := g.auth.Verify(context.Background(), tok.AccessToken, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.store.Delete(context.Background(), "users/"+info.UserID+"/quotes"); err != nil {
+		t.Fatal(err)
+	}
+	res, err = cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "stocks_GetQuote", Arguments: map[string]any{"Symbol": "AMZN"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text(res) != mcp.UnlinkedText || !res.IsError {
+		t.Fatalf("unlinked result = %q (isError %v)", text(res), res.IsError)
 	}
 }
 
@@ -670,6 +695,19 @@ func TestAuthorizeErrors(t *testing.T) {
 			t.Fatalf("the first browser: %d to %v, want a code", resp.StatusCode, u)
 		}
 		g.secret(u.Query().Get("code"))
+		// The provider's answer replayed links nothing more.
+		replay, err := first.Get(prov.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		replay.Body.Close()
+		if replay.StatusCode != http.StatusGone && replay.StatusCode != http.StatusBadRequest {
+			t.Fatalf("replayed callback = %d, want 410 (or 400 once the flow is gone)", replay.StatusCode)
+		}
+		// The finished flow cannot be continued again.
+		if resp, u := g.browserGet(t, first, g.URL+next); resp.StatusCode != http.StatusBadRequest || u != nil {
+			t.Fatalf("continue after the code: %d to %v, want 400", resp.StatusCode, u)
+		}
 	})
 }
 

@@ -284,3 +284,23 @@ func TestPlainText(t *testing.T) {
 		}
 	}
 }
+
+// TestStatelessTransport: the endpoint keeps no session, so GET (a stream
+// of server messages) and DELETE (end a session) are not allowed.
+func TestStatelessTransport(t *testing.T) {
+	cfg := MustConfig(t, toolsYAML, "http://127.0.0.1:1")
+	srv := httptest.NewServer(mcp.NewHandler(cfg, MustEngine(cfg, inmem.New(nil)), mcp.Options{}))
+	defer srv.Close()
+	for _, m := range []string{http.MethodGet, http.MethodDelete} {
+		req, _ := http.NewRequest(m, srv.URL, nil)
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("%s = %d, want 405", m, resp.StatusCode)
+		}
+	}
+}
