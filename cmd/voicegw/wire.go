@@ -47,14 +47,14 @@ type deps struct {
 	creds      *auth.Provider
 	credsStore gateway.SecretStore
 	credsTTL   time.Duration
-	// mcpRegister bounds dynamic MCP client registrations per process,
-	// across reloads.
-	mcpRegister *rate.Limiter
+	// mcpRegister and mcpAuthorize bound dynamic MCP client
+	// registrations and authorizations per process, across reloads.
+	mcpRegister, mcpAuthorize *rate.Limiter
 }
 
 func newDeps(log *slog.Logger) *deps {
 	return &deps{log: log, client: upstream.New(upstream.DefaultOptions), metrics: metrics.New(),
-		links: linking.NewLimits(0), mcpRegister: rate.NewLimiter(1, 20)}
+		links: linking.NewLimits(0), mcpRegister: rate.NewLimiter(1, 20), mcpAuthorize: rate.NewLimiter(5, 50)}
 }
 
 // handler wires the pipeline for cfg over store (nil: no Vault). verify is
@@ -156,7 +156,7 @@ func (d *deps) mcp(cfg *config.Config, store gateway.SecretStore, eng mcp.Engine
 		if l != nil {
 			linker = l
 		}
-		as = mcp.NewAuthServer(cfg, store, linker, mcp.AuthOptions{Logger: d.log, Register: d.mcpRegister})
+		as = mcp.NewAuthServer(cfg, store, linker, mcp.AuthOptions{Logger: d.log, Register: d.mcpRegister, Authorize: d.mcpAuthorize})
 	}
 	return mcp.New(cfg, eng, as, mcp.Options{Logger: d.log, Version: version})
 }

@@ -109,8 +109,10 @@ type AuthServer struct {
 	now    func() time.Time
 	issuer string
 	https  bool
-	// register bounds dynamic registrations, which anyone may send.
-	register *rate.Limiter
+	// register bounds dynamic registrations and authorize the
+	// authorizations started, which anyone may send and which each write
+	// to the store.
+	register, authorize *rate.Limiter
 }
 
 // AuthOptions are optional collaborators of an AuthServer.
@@ -119,6 +121,9 @@ type AuthOptions struct {
 	Now    func() time.Time
 	// Register limits dynamic registrations (nil: 1 a second, bursts of 20).
 	Register *rate.Limiter
+	// Authorize limits the authorizations started (nil: 5 a second,
+	// bursts of 50).
+	Authorize *rate.Limiter
 }
 
 // NewAuthServer returns the authorization server of cfg over store (nil:
@@ -126,7 +131,7 @@ type AuthOptions struct {
 // no exposed tool needs a linked service.
 func NewAuthServer(cfg *config.Config, store gateway.SecretStore, linker Linker, opts AuthOptions) *AuthServer {
 	a := &AuthServer{cfg: cfg, store: store, linker: linker, log: opts.Logger, now: opts.Now,
-		issuer: strings.TrimSuffix(cfg.Server.PublicURL, "/"), register: opts.Register}
+		issuer: strings.TrimSuffix(cfg.Server.PublicURL, "/"), register: opts.Register, authorize: opts.Authorize}
 	a.https = strings.HasPrefix(a.issuer, "https://")
 	if a.log == nil {
 		a.log = slog.Default()
@@ -136,6 +141,9 @@ func NewAuthServer(cfg *config.Config, store gateway.SecretStore, linker Linker,
 	}
 	if a.register == nil {
 		a.register = rate.NewLimiter(1, 20)
+	}
+	if a.authorize == nil {
+		a.authorize = rate.NewLimiter(5, 50)
 	}
 	return a
 }
@@ -446,6 +454,10 @@ func (a *AuthServer) serveAuthorize(ctx context.Context, w http.ResponseWriter, 
 		return
 	case q.Get("resource") != "" && strings.TrimSuffix(q.Get("resource"), "/") != a.ResourceURL():
 		back("invalid_target", "resource must be "+a.ResourceURL(), "resource mismatch")
+		return
+	}
+	if !a.authorize.Allow() {
+		back("temporarily_unavailable", "too many authorizations right now, try again in a minute", "authorization limit")
 		return
 	}
 	services := a.cfg.MCPLinkedServices()
