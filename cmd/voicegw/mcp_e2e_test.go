@@ -148,11 +148,13 @@ func startMCP(t *testing.T) *mcpEnv {
 	return e
 }
 
-// alexaSays is what an Echo user hears for "what is amazon trading at".
+// alexaSays is what an Echo user hears for "what is amazon trading at":
+// Alexa resolves "amazon" to AMZN by entity resolution, which the built
+// envelope leaves out, so it names AMZN.
 func (e *mcpEnv) alexaSays(t *testing.T, user string) string {
 	t.Helper()
 	body := alexa.BuildRequest(alexa.RequestSpec{ApplicationID: mcpAppID, UserID: user, Type: "IntentRequest",
-		Intent: "GetQuote", Slots: map[string]string{"Symbol": "amazon"}})
+		Intent: "GetQuote", Slots: map[string]string{"Symbol": "AMZN"}})
 	status, out := e2ePost(t, http.DefaultClient, e.gateway.URL+"/alexa", nil, body)
 	return e2eSpeech(t, status, out)
 }
@@ -273,7 +275,7 @@ func TestMCPTypeScriptClientE2E(t *testing.T) {
 	const user = "amzn1.ask.account.MCPE2E"
 	e.vault.Put(t, "voicegw/users/"+user+"/quotes", map[string]any{"access_token": "alexa-user-token", "token_type": "Bearer"})
 	if got := e.alexaSays(t, user); got != mcpSay {
-		t.Errorf("Alexa says %q, the MCP client heard %q", got, mcpSay)
+		t.Errorf("Alexa says %q, the MCP client heard %q\n%s", got, mcpSay, e.logs.String())
 	}
 }
 
