@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -126,8 +127,8 @@ func startMCP(t *testing.T) *mcpEnv {
 		_, _ = w.Write([]byte(e2eQuote))
 	}))
 	t.Cleanup(up.Close)
-	var handler http.Handler
-	e.gateway = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	var handler atomic.Pointer[http.Handler]
+	e.gateway = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { (*handler.Load()).ServeHTTP(w, r) }))
 	t.Cleanup(e.gateway.Close)
 	for k, v := range map[string]string{"VAULT_ADDR": e.vault.Addr, "VGW_PUBLIC_URL": e.gateway.URL,
 		"VGW_UPSTREAM": up.URL, "VGW_PROVIDER": e.provider.URL} {
@@ -144,7 +145,8 @@ func startMCP(t *testing.T) *mcpEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(store.Close)
-	handler = server.New(newDeps(log).runtime(cfg, store), nil, log).Handler()
+	h := server.New(newDeps(log).runtime(cfg, store), nil, log).Handler()
+	handler.Store(&h)
 	return e
 }
 
