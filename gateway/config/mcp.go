@@ -108,6 +108,18 @@ func (ck *checker) mcp(cfg *Config) {
 	if !m.Enabled {
 		return
 	}
+	for i, name := range m.Skills {
+		sk := cfg.Skills[name]
+		if sk == nil {
+			continue
+		}
+		for _, in := range sortedKeys(sk.Intents) {
+			// The MCP specification's limit on tool names.
+			if MCPTool(in) && len(name)+1+len(in) > 128 {
+				ck.errf(fmt.Sprintf("mcp.skills[%d]", i), "the tool name %s_%s is longer than 128 characters", name, in)
+			}
+		}
+	}
 	linked := cfg.MCPLinkedServices()
 	if m.Auth == MCPAuthNone {
 		if len(linked) > 0 {
