@@ -32,15 +32,26 @@ const { UnauthorizedError } = await sdk('client/auth.js');
 // The redirect URI: nothing listens there; the browser stops at it.
 const redirectUrl = 'http://127.0.0.1:1/callback';
 
-// browser follows redirects like a user agent with cookies and returns
-// the URL it is finally sent to outside the servers it visits.
+// browser follows redirects like a user agent with cookies, allows the
+// client on voicegw's consent page, and returns the URL it is finally
+// sent to at the client's redirect URI.
 async function browser(start) {
   const jar = new Map();
   let url = new URL(start);
+  let form;
   for (let hop = 0; hop < 20; hop++) {
     if (url.href.startsWith(redirectUrl)) return url;
+    const headers = {};
     const cookie = [...jar].map(([k, v]) => `${k}=${v}`).join('; ');
-    const res = await fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+    if (cookie) headers.cookie = cookie;
+    const init = { redirect: 'manual', headers };
+    if (form) {
+      init.method = 'POST';
+      init.body = new URLSearchParams(form);
+      headers['content-type'] = 'application/x-www-form-urlencoded';
+      form = undefined;
+    }
+    const res = await fetch(url, init);
     for (const c of res.headers.getSetCookie()) {
       const [pair, ...attrs] = c.split(';');
       const i = pair.indexOf('=');
@@ -50,10 +61,19 @@ async function browser(start) {
       else jar.set(name, pair.slice(i + 1).trim());
     }
     const loc = res.headers.get('location');
-    if (res.status < 300 || res.status > 399 || !loc) {
-      throw new Error(`authorization stopped at ${url.pathname} with status ${res.status}: ${(await res.text()).slice(0, 200)}`);
+    if (res.status >= 300 && res.status <= 399 && loc) {
+      url = new URL(loc, url);
+      continue;
     }
-    url = new URL(loc, url);
+    const page = await res.text();
+    const flow = res.status === 200 && page.match(/name="flow" value="([^"]+)"/);
+    if (!flow) {
+      throw new Error(`authorization stopped at ${url.pathname} with status ${res.status}: ${page.slice(0, 200)}`);
+    }
+    const title = page.match(/<h1>([^<]*)<\/h1>/);
+    console.log(`consent: "${title ? title[1] : 'consent'}" -> Allow`);
+    form = { flow: flow[1], decision: 'allow' };
+    url = new URL('/oauth/authorize/consent', url);
   }
   throw new Error('too many redirects');
 }

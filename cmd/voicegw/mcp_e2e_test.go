@@ -11,9 +11,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -31,6 +29,7 @@ import (
 
 	"github.com/voicegw/voicegw/gateway/alexa"
 	"github.com/voicegw/voicegw/gateway/linking/linkingtest"
+	"github.com/voicegw/voicegw/gateway/mcp/mcptest"
 	"github.com/voicegw/voicegw/gateway/server"
 	"github.com/voicegw/voicegw/gateway/vault"
 	"github.com/voicegw/voicegw/gateway/vault/vaulttest"
@@ -253,6 +252,7 @@ func TestMCPTypeScriptClientE2E(t *testing.T) {
 	for _, want := range []string{
 		"registered: client ",
 		"authorize: " + e.gateway.URL + "/oauth/authorize (PKCE S256)",
+		`consent: "Connect voicegw e2e (TypeScript SDK)?" -> Allow`,
 		"tokens: Bearer access token for 3600 s, with a refresh token: true",
 		"connected: voicegw ",
 		"tool: stocks_GetQuote - The current price of a stock. (readOnlyHint true)",
@@ -286,28 +286,20 @@ func TestMCPTypeScriptClientE2E(t *testing.T) {
 // revokes its tokens.
 func TestMCPGoClientVault(t *testing.T) {
 	e := startMCP(t)
-	jar, _ := cookiejar.New(nil)
 	const redirect = "http://127.0.0.1:1/callback"
-	browser := &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-		if strings.HasPrefix(req.URL.String(), redirect) {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}
+	browser := mcptest.NewBrowser(redirect)
 	handler, err := sdkauth.NewAuthorizationCodeHandler(&sdkauth.AuthorizationCodeHandlerConfig{
 		DynamicClientRegistrationConfig: &sdkauth.DynamicClientRegistrationConfig{
 			Metadata: &oauthex.ClientRegistrationMetadata{RedirectURIs: []string{redirect}, ClientName: "go-sdk-e2e"},
 		},
 		RedirectURL: redirect,
 		AuthorizationCodeFetcher: func(ctx context.Context, args *sdkauth.AuthorizationArgs) (*sdkauth.AuthorizationResult, error) {
-			resp, err := browser.Get(args.URL)
+			u, status, _, err := browser.Authorize(ctx, args.URL)
 			if err != nil {
 				return nil, err
 			}
-			resp.Body.Close()
-			u, err := url.Parse(resp.Header.Get("Location"))
-			if err != nil || u.Query().Get("code") == "" {
-				return nil, fmt.Errorf("authorization ended with %d", resp.StatusCode)
+			if u == nil || u.Query().Get("code") == "" {
+				return nil, fmt.Errorf("authorization ended with %d", status)
 			}
 			return &sdkauth.AuthorizationResult{Code: u.Query().Get("code"), State: u.Query().Get("state"), Iss: u.Query().Get("iss")}, nil
 		},

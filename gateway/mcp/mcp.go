@@ -30,6 +30,7 @@ func New(cfg *config.Config, eng Engine, auth *AuthServer, opts Options) http.Ha
 		"/oauth/register":           auth.serveRegister,
 		"/oauth/authorize":          auth.serveAuthorize,
 		"/oauth/authorize/continue": auth.serveContinue,
+		"/oauth/authorize/consent":  auth.serveConsent,
 		"/oauth/token":              auth.serveToken,
 	} {
 		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {

@@ -1,6 +1,7 @@
 package mcp
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -10,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html/template"
 	"io"
 	"log/slog"
 	"net/http"
@@ -26,7 +28,12 @@ import (
 
 	"github.com/voicegw/voicegw/gateway"
 	"github.com/voicegw/voicegw/gateway/config"
+	"github.com/voicegw/voicegw/templates"
 )
+
+// pages are the authorization server's HTML pages (the consent page),
+// embedded in the binary.
+var pages = template.Must(template.ParseFS(templates.FS, "layout.html", "consent.html"))
 
 // Lifetimes of what the authorization server issues.
 const (
@@ -82,6 +89,9 @@ const (
 	fServices     = "services"
 	fCreatedAt    = "created_at"
 	fClientSecret = "client_secret"
+	// fConsent is set on a flow once the user allowed the client (at
+	// once for a static client).
+	fConsent = "consent"
 )
 
 // Token kinds.
@@ -283,6 +293,7 @@ func (a *AuthServer) serveMetadata(w http.ResponseWriter, r *http.Request) {
 // client is a registered OAuth client.
 type client struct {
 	id           string
+	name         string
 	redirectURIs []string
 	// static clients authenticate with their secret.
 	static bool
@@ -317,7 +328,7 @@ func (a *AuthServer) client(ctx context.Context, id string) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &client{id: id}
+	c := &client{id: id, name: e.Data[fClientName].Reveal()}
 	if json.Unmarshal([]byte(e.Data[fRedirectURIs].Reveal()), &c.redirectURIs) != nil {
 		return nil, errNoClient
 	}
@@ -478,6 +489,10 @@ func (a *AuthServer) serveAuthorize(ctx context.Context, w http.ResponseWriter, 
 		fServices:    gateway.Secret(strings.Join(services, ",")),
 		fExpiresAt:   gateway.Secret(a.now().Add(FlowTTL).UTC().Format(time.RFC3339)),
 	}
+	if c.static {
+		// The operator registered it: no consent page.
+		data[fConsent] = gateway.Secret(a.now().UTC().Format(time.RFC3339))
+	}
 	if _, err := a.store.Write(ctx, flowsPath+id, data, 0); err != nil {
 		a.unavailable(w, ep, err)
 		return
@@ -485,7 +500,151 @@ func (a *AuthServer) serveAuthorize(ctx context.Context, w http.ResponseWriter, 
 	http.SetCookie(w, &http.Cookie{Name: a.cookieName(), Value: binding, Path: "/", HttpOnly: true,
 		Secure: a.https, SameSite: http.SameSiteLaxMode, MaxAge: int(FlowTTL / time.Second)})
 	a.log.Info("mcp authorization started", "client_id", c.id, "services", len(services))
+	if !c.static {
+		a.consentPage(w, c, id, redirectURI, services)
+		return
+	}
 	a.step(ctx, w, r, id, &gateway.Entry{Data: data})
+}
+
+// consentPage asks the user whether the dynamically registered client
+// may use the tools: without it, anyone could register a client and send
+// a user a link that, with a provider that remembers its consent for
+// voicegw, hands the user's accounts to that client unseen (the confused
+// deputy of the MCP security best practices).
+func (a *AuthServer) consentPage(w http.ResponseWriter, c *client, flow, redirectURI string, services []string) {
+	var tools []string
+	for _, t := range Tools(a.cfg) {
+		tools = append(tools, t.Name)
+	}
+	target := redirectURI
+	if u, err := url.Parse(redirectURI); err == nil && u.Host != "" {
+		target = u.Scheme + "://" + u.Host
+	}
+	name := c.name
+	if name == "" {
+		name = "An assistant"
+	}
+	var buf bytes.Buffer
+	err := pages.ExecuteTemplate(&buf, "consent.html", map[string]any{
+		"Title": "Connect " + name, "Client": name, "Redirect": target, "Flow": flow,
+		"Tools": strings.Join(tools, ", "), "Services": strings.Join(services, ", "),
+	})
+	if err != nil {
+		a.log.Error("mcp consent page failed", "error", err.Error())
+		writeJSON(w, http.StatusInternalServerError, oauthError{Code: "server_error"})
+		return
+	}
+	templates.SecurityHeaders(w.Header(), a.consentCSP(redirectURI))
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// consentCSP lets the consent form post to the gateway and be redirected
+// on to the providers or back to the client.
+func (a *AuthServer) consentCSP(redirectURI string) string {
+	sources := []string{"'self'"}
+	add := func(raw string) {
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil:
+		case u.Scheme == "http" || u.Scheme == "https":
+			sources = append(sources, u.Scheme+"://"+u.Host)
+		case u.Scheme != "":
+			sources = append(sources, u.Scheme+":")
+		}
+	}
+	add(redirectURI)
+	for _, name := range a.cfg.MCPLinkedServices() {
+		if svc := a.cfg.Services[name]; svc != nil && svc.OAuth2 != nil {
+			add(svc.OAuth2.AuthURL)
+		}
+	}
+	slices.Sort(sources[1:])
+	sources = slices.Compact(sources)
+	return "default-src 'none'; style-src 'unsafe-inline'; form-action " + strings.Join(sources, " ") +
+		"; frame-ancestors 'none'; base-uri 'none'"
+}
+
+// serveConsent takes the user's answer on the consent page, in the
+// browser that started the authorization (the binding cookie is
+// SameSite=Lax, so a cross-site form cannot send it).
+func (a *AuthServer) serveConsent(ctx context.Context, w http.ResponseWriter, r *http.Request) {
+	const ep = "consent"
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		a.fail(w, ep, http.StatusMethodNotAllowed, "invalid_request", "use POST", "method "+r.Method)
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	if err := r.ParseForm(); err != nil {
+		a.fail(w, ep, http.StatusBadRequest, "invalid_request", "the body must be a form", "malformed form")
+		return
+	}
+	id := r.PostForm.Get("flow")
+	e, ok := a.flow(ctx, w, r, ep, id)
+	if !ok {
+		return
+	}
+	switch r.PostForm.Get("decision") {
+	case "allow":
+	case "deny":
+		_ = a.store.Delete(ctx, flowsPath+id)
+		a.log.Info("mcp authorization denied by the user", "client_id", e.Data[fClientID].Reveal())
+		v := url.Values{"error": {"access_denied"}, "error_description": {"the user denied the request"},
+			"state": {e.Data[fState].Reveal()}, "iss": {a.issuer}}
+		http.Redirect(w, r, withQuery(e.Data[fRedirectURI].Reveal(), v), http.StatusSeeOther)
+		return
+	default:
+		a.fail(w, ep, http.StatusBadRequest, "invalid_request", "decision must be allow or deny", "bad decision")
+		return
+	}
+	if e.Data[fConsent] == "" {
+		next := gateway.SecretData{}
+		for k, v := range e.Data {
+			next[k] = v
+		}
+		next[fConsent] = gateway.Secret(a.now().UTC().Format(time.RFC3339))
+		if _, err := a.store.Write(ctx, flowsPath+id, next, e.Version); err != nil {
+			if errors.Is(err, gateway.ErrConflict) {
+				a.fail(w, ep, http.StatusConflict, "invalid_request", "this authorization changed meanwhile; start again", "consent raced")
+				return
+			}
+			a.unavailable(w, ep, err)
+			return
+		}
+		e = &gateway.Entry{Data: next}
+	}
+	a.step(ctx, w, r, id, e)
+}
+
+// flow reads the authorization id in the browser that started it, or
+// answers why not.
+func (a *AuthServer) flow(ctx context.Context, w http.ResponseWriter, r *http.Request, ep, id string) (*gateway.Entry, bool) {
+	if !clientIDRe.MatchString(id) {
+		a.fail(w, ep, http.StatusBadRequest, "invalid_request", "unknown authorization", "malformed flow id")
+		return nil, false
+	}
+	e, err := a.store.Read(ctx, flowsPath+id)
+	if errors.Is(err, gateway.ErrNotFound) {
+		a.fail(w, ep, http.StatusBadRequest, "invalid_request", "this authorization is over or unknown", "flow gone")
+		return nil, false
+	}
+	if err != nil {
+		a.unavailable(w, ep, err)
+		return nil, false
+	}
+	ck, _ := r.Cookie(a.cookieName())
+	if ck == nil || subtle.ConstantTimeCompare([]byte(hash(ck.Value)), []byte(e.Data[fBrowser].Reveal())) != 1 {
+		a.fail(w, ep, http.StatusForbidden, "access_denied", "this authorization was started in another browser", "flow from another browser")
+		return nil, false
+	}
+	if exp, ok := expiry(e); !ok || !a.now().Before(exp) {
+		a.fail(w, ep, http.StatusBadRequest, "invalid_request", "this authorization has expired; start again", "flow expired")
+		return nil, false
+	}
+	return e, true
 }
 
 func (a *AuthServer) cookieName() string {
@@ -498,36 +657,21 @@ func (a *AuthServer) cookieName() string {
 // serveContinue takes the flow on after a service was linked.
 func (a *AuthServer) serveContinue(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	const ep = "authorize"
-	id := r.URL.Query().Get("flow")
-	if !clientIDRe.MatchString(id) {
-		a.fail(w, ep, http.StatusBadRequest, "invalid_request", "unknown authorization", "malformed flow id")
+	e, ok := a.flow(ctx, w, r, ep, r.URL.Query().Get("flow"))
+	if !ok {
 		return
 	}
-	e, err := a.store.Read(ctx, flowsPath+id)
-	if errors.Is(err, gateway.ErrNotFound) {
-		a.fail(w, ep, http.StatusBadRequest, "invalid_request", "this authorization is over or unknown", "flow gone")
-		return
-	}
-	if err != nil {
-		a.unavailable(w, ep, err)
-		return
-	}
-	ck, _ := r.Cookie(a.cookieName())
-	if ck == nil || subtle.ConstantTimeCompare([]byte(hash(ck.Value)), []byte(e.Data[fBrowser].Reveal())) != 1 {
-		a.fail(w, ep, http.StatusForbidden, "access_denied", "this authorization was started in another browser", "flow from another browser")
-		return
-	}
-	if exp, ok := expiry(e); !ok || !a.now().Before(exp) {
-		a.fail(w, ep, http.StatusBadRequest, "invalid_request", "this authorization has expired; start again", "flow expired")
-		return
-	}
-	a.step(ctx, w, r, id, e)
+	a.step(ctx, w, r, r.URL.Query().Get("flow"), e)
 }
 
 // step links the next service that the subject has no token for, or,
 // when every one is linked, finishes the authorization with a code.
 func (a *AuthServer) step(ctx context.Context, w http.ResponseWriter, r *http.Request, id string, e *gateway.Entry) {
 	const ep = "authorize"
+	if e.Data[fConsent] == "" {
+		a.fail(w, ep, http.StatusForbidden, "access_denied", "the client was not allowed", "no consent")
+		return
+	}
 	subject := e.Data[fSubject].Reveal()
 	if s := e.Data[fServices].Reveal(); s != "" {
 		for _, name := range strings.Split(s, ",") {

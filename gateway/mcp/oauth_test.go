@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -28,6 +27,7 @@ import (
 	"github.com/voicegw/voicegw/gateway/linking"
 	"github.com/voicegw/voicegw/gateway/linking/linkingtest"
 	"github.com/voicegw/voicegw/gateway/mcp"
+	"github.com/voicegw/voicegw/gateway/mcp/mcptest"
 )
 
 // linkedYAML exposes a skill whose tool needs the user's linked quotes
@@ -181,39 +181,24 @@ func MustGateway(t *testing.T, store gateway.SecretStore) *testGateway {
 	return g
 }
 
-// browser is a user agent with cookies that follows redirects until one
-// leads to clientRedirect (or another URL outside the gateway and the
-// provider), which it returns.
-func (g *testGateway) browser(t *testing.T) *http.Client {
-	jar, _ := cookiejar.New(nil)
-	return &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, via []*http.Request) error {
-		if !strings.HasPrefix(req.URL.String(), g.URL) && !strings.HasPrefix(req.URL.String(), g.provider.URL) {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}
+// browser is a new user agent with cookies that stops at clientRedirect.
+func (g *testGateway) browser(t *testing.T) *mcptest.Browser {
+	return mcptest.NewBrowser(clientRedirect)
 }
 
-// authorize runs /oauth/authorize in browser b and returns where it ends:
-// the client's redirect URI with a code, or an error.
-func (g *testGateway) authorize(t *testing.T, b *http.Client, params url.Values) (*http.Response, *url.URL) {
+// authorize runs /oauth/authorize in browser b (allowing on the consent
+// page) and returns where it ends: the client's redirect URI with a code
+// or an error, or else the status and body of the page it stopped at.
+func (g *testGateway) authorize(t *testing.T, b *mcptest.Browser, params url.Values) (int, []byte, *url.URL) {
 	t.Helper()
-	resp, err := b.Get(g.URL + "/oauth/authorize?" + params.Encode())
+	u, status, body, err := b.Authorize(context.Background(), g.URL+"/oauth/authorize?"+params.Encode())
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound {
-		return resp, nil
+	if u != nil && u.Query().Get("code") != "" {
+		g.secret(u.Query().Get("code"))
 	}
-	u, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c := u.Query().Get("code"); c != "" {
-		g.secret(c)
-	}
-	return resp, u
+	return status, body, u
 }
 
 func s256(verifier string) string {
@@ -241,7 +226,7 @@ func (g *testGateway) code(t *testing.T, client, redirect string) (code, verifie
 	t.Helper()
 	verifier = strings.Repeat("v", 20) + fmt.Sprint(time.Now().UnixNano()) + "-verifier-0123456789"
 	g.secret(verifier)
-	_, u := g.authorize(t, g.browser(t), url.Values{
+	_, _, u := g.authorize(t, mcptest.NewBrowser(redirect), url.Values{
 		"response_type": {"code"}, "client_id": {client}, "redirect_uri": {redirect},
 		"code_challenge": {s256(verifier)}, "code_challenge_method": {"S256"}, "state": {"st"},
 	})
@@ -323,14 +308,12 @@ func TestGoClientAuthorizesAndCalls(t *testing.T) {
 		},
 		RedirectURL: clientRedirect,
 		AuthorizationCodeFetcher: func(ctx context.Context, args *sdkauth.AuthorizationArgs) (*sdkauth.AuthorizationResult, error) {
-			resp, err := b.Get(args.URL)
+			u, status, body, err := b.Authorize(ctx, args.URL)
 			if err != nil {
 				return nil, err
 			}
-			resp.Body.Close()
-			u, err := url.Parse(resp.Header.Get("Location"))
-			if err != nil || u.Query().Get("code") == "" {
-				return nil, fmt.Errorf("authorization ended with %d at %q", resp.StatusCode, resp.Header.Get("Location"))
+			if u == nil || u.Query().Get("code") == "" {
+				return nil, fmt.Errorf("authorization ended with %d at %v: %s", status, u, body)
 			}
 			g.secret(u.Query().Get("code"))
 			return &sdkauth.AuthorizationResult{Code: u.Query().Get("code"), State: u.Query().Get("state"), Iss: u.Query().Get("iss")}, nil
@@ -652,10 +635,10 @@ func TestAuthorizeErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			v := good()
 			tc.change(v)
-			resp, u := g.authorize(t, g.browser(t), v)
+			status, body, u := g.authorize(t, g.browser(t), v)
 			if tc.status != 0 {
-				if resp.StatusCode != tc.status || u != nil || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
-					t.Fatalf("got %d to %v, want %d JSON to the browser", resp.StatusCode, u, tc.status)
+				if status != tc.status || u != nil || !strings.HasPrefix(string(body), `{"error":`) {
+					t.Fatalf("got %d %s to %v, want %d JSON to the browser", status, body, u, tc.status)
 				}
 				return
 			}
@@ -665,10 +648,43 @@ func TestAuthorizeErrors(t *testing.T) {
 		})
 	}
 
+	t.Run("user denies", func(t *testing.T) {
+		b := g.browser(t)
+		b.Deny = true
+		_, _, u := g.authorize(t, b, good())
+		if u == nil || u.Query().Get("error") != "access_denied" || u.Query().Get("state") != "st" || u.Query().Get("code") != "" {
+			t.Fatalf("ended at %v, want error=access_denied back at the client", u)
+		}
+		if g.provider.Counts().Authorizations != 0 {
+			t.Fatalf("the provider saw %d authorizations after a denial", g.provider.Counts().Authorizations)
+		}
+	})
+
 	t.Run("flow continued in another browser", func(t *testing.T) {
-		first := g.browser(t)
-		first.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		first := g.browser(t).Client
 		resp, err := first.Get(g.URL + "/oauth/authorize?" + good().Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		flow := mcptest.ConsentFlow(page)
+		if resp.StatusCode != http.StatusOK || flow == "" {
+			t.Fatalf("authorize = %d without a consent page", resp.StatusCode)
+		}
+		if !strings.Contains(string(page), "go-sdk") && !strings.Contains(string(page), "test") {
+			t.Errorf("the consent page does not name the client")
+		}
+		allow := url.Values{"flow": {flow}, "decision": {"allow"}}
+		// Continuing before consent, or consenting from another browser,
+		// gets nowhere.
+		if resp, u := g.browserGet(t, first, g.URL+"/oauth/authorize/continue?flow="+flow); resp.StatusCode != http.StatusForbidden || u != nil {
+			t.Fatalf("continue before consent: %d to %v, want 403", resp.StatusCode, u)
+		}
+		if resp, err := g.browser(t).Client.PostForm(g.URL+"/oauth/authorize/consent", allow); err != nil || resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("consent from another browser: %v %v, want 403", resp.StatusCode, err)
+		}
+		resp, err = first.PostForm(g.URL+"/oauth/authorize/consent", allow)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -686,7 +702,7 @@ func TestAuthorizeErrors(t *testing.T) {
 		if !strings.HasPrefix(next, "/oauth/authorize/continue?flow=") {
 			t.Fatalf("callback sent the browser to %q", next)
 		}
-		resp, u := g.browserGet(t, g.browser(t), g.URL+next)
+		resp, u := g.browserGet(t, g.browser(t).Client, g.URL+next)
 		if resp.StatusCode != http.StatusForbidden || u != nil {
 			t.Fatalf("another browser: %d to %v, want 403", resp.StatusCode, u)
 		}
