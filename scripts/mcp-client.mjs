@@ -70,7 +70,7 @@ async function browser(start) {
     if (!flow) {
       throw new Error(`authorization stopped at ${url.pathname} with status ${res.status}: ${page.slice(0, 200)}`);
     }
-    const title = page.match(/<h1>([^<]*)<\/h1>/);
+    const title = page.match(/<h1[^>]*>([^<]*)<\/h1>/);
     console.log(`consent: "${title ? title[1] : 'consent'}" -> Allow`);
     form = { flow: flow[1], decision: 'allow' };
     url = new URL('/oauth/authorize/consent', url);
