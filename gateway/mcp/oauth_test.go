@@ -21,6 +21,7 @@ import (
 	sdkauth "github.com/modelcontextprotocol/go-sdk/auth"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
+	"golang.org/x/time/rate"
 
 	"github.com/voicegw/voicegw/gateway"
 	"github.com/voicegw/voicegw/gateway/inmem"
@@ -118,6 +119,13 @@ func (g *testGateway) secret(s string) {
 // static client alexa-plus's secret "alexa-secret".
 func MustGateway(t *testing.T, store gateway.SecretStore) *testGateway {
 	t.Helper()
+	return MustGatewayWith(t, store, mcp.AuthOptions{})
+}
+
+// MustGatewayWith is MustGateway with the authorization server's limits
+// of opts.
+func MustGatewayWith(t *testing.T, store gateway.SecretStore, opts mcp.AuthOptions) *testGateway {
+	t.Helper()
 	g := &testGateway{clock: &clock{}, log: &syncBuffer{}}
 	g.provider = linkingtest.NewProvider(t, linkingtest.Config{ClientID: "voicegw-client", ClientSecret: "provider-secret", RequirePKCE: true})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -157,7 +165,8 @@ func MustGateway(t *testing.T, store gateway.SecretStore) *testGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	as := mcp.NewAuthServer(cfg, store, l, mcp.AuthOptions{Logger: log, Now: g.clock.now})
+	opts.Logger, opts.Now = log, g.clock.now
+	as := mcp.NewAuthServer(cfg, store, l, opts)
 	g.auth = as
 	mux := http.NewServeMux()
 	mux.Handle("/link", l)
@@ -761,5 +770,22 @@ func TestRegisterErrors(t *testing.T) {
 				t.Fatalf("got %d %s, want 400 %s", resp.StatusCode, body, tc.want)
 			}
 		})
+	}
+}
+
+// TestLimits: past the per-process ceilings, registration answers 429
+// and authorization sends temporarily_unavailable back to the client,
+// neither writing to the store.
+func TestLimits(t *testing.T) {
+	g := MustGatewayWith(t, nil, mcp.AuthOptions{Register: rate.NewLimiter(0, 1), Authorize: rate.NewLimiter(0, 0)})
+	client := g.register(t)
+	resp, body := post(t, g.URL+"/oauth/register", "application/json", `{"redirect_uris": ["`+clientRedirect+`"]}`, nil)
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), `"temporarily_unavailable"`) || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("second registration = %d %s", resp.StatusCode, body)
+	}
+	_, _, u := g.authorize(t, g.browser(t), url.Values{"response_type": {"code"}, "client_id": {client}, "redirect_uri": {clientRedirect},
+		"code_challenge": {s256("a-verifier-a-verifier-a-verifier-a-verifier")}, "code_challenge_method": {"S256"}, "state": {"st"}})
+	if u == nil || u.Query().Get("error") != "temporarily_unavailable" || u.Query().Get("state") != "st" {
+		t.Fatalf("authorization over the ceiling ended at %v", u)
 	}
 }
