@@ -126,6 +126,12 @@ type Reply struct {
 	EndSession bool
 	Session    map[string]any
 	Directives []Directive
+	// Values are the values the turn's calls extracted, by extract name,
+	// for platforms that answer with data as well as speech.
+	Values map[string]any
+	// Error is the error kind when Speech is error speech ("status",
+	// "timeout", "unlinked", "vault", "missing", "default"); "" otherwise.
+	Error string
 }
 
 // Secret is a string that never prints: String, GoString and JSON encoding
@@ -202,6 +208,31 @@ func ValidUserID(id string) bool {
 	}
 	return true
 }
+
+// MCPSubjectPrefix starts every subject that voicegw's MCP authorization
+// server creates: such a user's linked tokens live beside Alexa users'.
+const MCPSubjectPrefix = "mcp."
+
+// ValidMCPSubject reports whether id is a well-formed MCP subject:
+// "mcp." and 16 to 64 characters of [A-Za-z0-9_-].
+func ValidMCPSubject(id string) bool {
+	rest, ok := strings.CutPrefix(id, MCPSubjectPrefix)
+	if !ok || len(rest) < 16 || len(rest) > 64 {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		c := rest[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidUser reports whether id may name a user in the secret store: an
+// Alexa userId or an MCP subject. Platform envelopes check their own
+// form (an Alexa request can never name an MCP subject).
+func ValidUser(id string) bool { return ValidUserID(id) || ValidMCPSubject(id) }
 
 // UserPath is the secret store path of a user's linked token for a service.
 func UserPath(userID, service string) string { return "users/" + userID + "/" + service }

@@ -30,3 +30,28 @@ path "secret/data/voicegw/gateway/*" {
 
 # Token renewal and lookup are in Vault's default policy, which tokens and
 # AppRole logins get unless created with no_default_policy.
+
+# MCP (SPEC 13). Dynamically registered clients: created, then read. The
+# static clients' secrets are services/mcp-clients/<id> (read above).
+path "secret/data/voicegw/mcp-clients/*" {
+  capabilities = ["create", "read"]
+}
+
+# Authorization codes (under their SHA-256) and authorizations in
+# progress: created, burnt when used, deleted when done.
+path "secret/data/voicegw/mcp-codes/*" {
+  capabilities = ["create", "read", "update"]
+}
+path "secret/metadata/voicegw/mcp-codes/*" {
+  capabilities = ["delete"]
+}
+
+# voicegw's own access and refresh tokens, only as SHA-256 hashes, and
+# each subject's grant (mcp-tokens/grants/<subject>), deleted to revoke
+# every token of the subject (a reused code or refresh token does that).
+path "secret/data/voicegw/mcp-tokens/*" {
+  capabilities = ["create", "read", "update"]
+}
+path "secret/metadata/voicegw/mcp-tokens/*" {
+  capabilities = ["delete"]
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/voicegw/voicegw/gateway"
 	"github.com/voicegw/voicegw/gateway/auth"
 	"github.com/voicegw/voicegw/gateway/config"
+	"github.com/voicegw/voicegw/gateway/mcp"
 )
 
 // cmdLink is operator access to linked tokens in Vault:
@@ -28,7 +29,7 @@ func cmdLink(args []string, stdout, stderr io.Writer) int {
 		name += " " + op
 	}
 	fs, path := newFlags(name, stderr)
-	user := fs.String("user", "", "Alexa `userId` whose token it is (amzn1.…)")
+	user := fs.String("user", "", "Alexa `userId` (amzn1.…), or an MCP subject (mcp.…)")
 	service := fs.String("service", "", "linked `service` name (auth type linked)")
 	token := fs.String("token", "", "access `token` to store (put)")
 	tokenFile := fs.String("token-file", "", "read the access token from `file` (put)")
@@ -45,13 +46,16 @@ func cmdLink(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "link: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
-	if !gateway.ValidUserID(*user) {
-		fmt.Fprintln(stderr, "link: --user must be an Alexa userId (amzn1.…)")
+	if !gateway.ValidUser(*user) {
+		fmt.Fprintln(stderr, "link: --user must be an Alexa userId (amzn1.…) or an MCP subject (mcp.…)")
 		return 2
 	}
 	cfg := loadConfig(*path, stderr, false)
 	if cfg == nil {
 		return 1
+	}
+	if op == "rm" && gateway.ValidMCPSubject(*user) && *service == "" {
+		return revokeMCP(cfg, *user, stdout, stderr)
 	}
 	svc, ok := cfg.Services[*service]
 	if !ok {
@@ -136,11 +140,63 @@ func cmdLink(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		fmt.Fprintf(stdout, "removed %s\n", key)
+		if gateway.ValidMCPSubject(*user) {
+			// The subject's voicegw tokens go with any of its links.
+			if err := store.Delete(ctx, mcp.GrantPath(*user)); err != nil {
+				fmt.Fprintf(stderr, "link rm: %v\n", err)
+				return 1
+			}
+			fmt.Fprintf(stdout, "revoked the MCP tokens of %s\n", *user)
+		}
 	default:
 		fmt.Fprintf(stderr, "link: unknown operation %q (want put, show or rm)\n", op)
 		return 2
 	}
 	return 0
+}
+
+// revokeMCP is `link rm --user mcp.…` without --service: it deletes the
+// subject's grant, which revokes every access and refresh token voicegw
+// issued to it, and the subject's tokens of every linked service.
+func revokeMCP(cfg *config.Config, subject string, stdout, stderr io.Writer) int {
+	d := newDeps(newLogger(stderr, 100))
+	store, err := d.store(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "link: %v\n", err)
+		return 1
+	}
+	if store == nil {
+		fmt.Fprintln(stderr, "link: the configuration has no vault configured (is VAULT_ADDR set?)")
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := store.Delete(ctx, mcp.GrantPath(subject)); err != nil {
+		fmt.Fprintf(stderr, "link rm: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "revoked the MCP tokens of %s\n", subject)
+	for _, name := range sortedServices(cfg) {
+		key := gateway.UserPath(subject, name)
+		if err := store.Delete(ctx, key); err != nil {
+			fmt.Fprintf(stderr, "link rm: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "removed %s\n", key)
+	}
+	return 0
+}
+
+// sortedServices are the names of cfg's linked services.
+func sortedServices(cfg *config.Config) []string {
+	var out []string
+	for name, svc := range cfg.Services {
+		if svc.Auth.Type == config.AuthLinked {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // mask shows at most the first four characters of a token and its length.

@@ -27,6 +27,7 @@ import (
 	"github.com/voicegw/voicegw/gateway/config"
 	"github.com/voicegw/voicegw/gateway/engine"
 	"github.com/voicegw/voicegw/gateway/inmem"
+	"github.com/voicegw/voicegw/gateway/mcp"
 	"github.com/voicegw/voicegw/gateway/scenario"
 )
 
@@ -510,6 +511,10 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 		Config: *path,
 		Build: func(cfg *config.Config, store *inmem.Store) scenario.Handler {
 			return d.handler(cfg, store, false)
+		},
+		// MCP turns run the same pipeline behind the MCP adapter.
+		MCP: func(cfg *config.Config, store *inmem.Store) http.Handler {
+			return mcp.NewHandler(cfg, d.handler(cfg, store, false).Engine, mcp.Options{Logger: d.log, UserHeader: scenario.UserHeader})
 		},
 		Out: stdout,
 	}

@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/voicegw/voicegw/gateway"
 	"github.com/voicegw/voicegw/gateway/alexa"
@@ -12,6 +15,7 @@ import (
 	"github.com/voicegw/voicegw/gateway/engine"
 	"github.com/voicegw/voicegw/gateway/inmem"
 	"github.com/voicegw/voicegw/gateway/linking"
+	"github.com/voicegw/voicegw/gateway/mcp"
 	"github.com/voicegw/voicegw/gateway/metrics"
 	"github.com/voicegw/voicegw/gateway/server"
 	"github.com/voicegw/voicegw/gateway/upstream"
@@ -52,6 +56,9 @@ type deps struct {
 	// observe, when set, is told about every turn (invoke's exit status),
 	// and passes the reports on to the metrics.
 	observe *outcomeRecorder
+	// mcpRegister and mcpAuthorize bound dynamic MCP client
+	// registrations and authorizations per process, across reloads.
+	mcpRegister, mcpAuthorize *rate.Limiter
 }
 
 // useSecrets makes store the secret store of every runtime, in place of
@@ -62,7 +69,7 @@ func (d *deps) useSecrets(store *inmem.Store, file string) {
 
 func newDeps(log *slog.Logger) *deps {
 	return &deps{log: log, client: upstream.New(upstream.DefaultOptions), metrics: metrics.New(),
-		links: linking.NewLimits(0)}
+		links: linking.NewLimits(0), mcpRegister: rate.NewLimiter(1, 20), mcpAuthorize: rate.NewLimiter(5, 50)}
 }
 
 // handler wires the pipeline for cfg over store (nil: no Vault). verify is
@@ -139,8 +146,9 @@ func (d *deps) linker(cfg *config.Config, store gateway.SecretStore) *linking.Li
 // runtime wires a server runtime for cfg.
 func (d *deps) runtime(cfg *config.Config, store gateway.SecretStore) *server.Runtime {
 	l := d.linker(cfg, store)
+	h := d.pipeline(cfg, store, cfg.Alexa.Verifying(), l)
 	rt := &server.Runtime{
-		Alexa:        d.pipeline(cfg, store, cfg.Alexa.Verifying(), l),
+		Alexa:        h,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		ClientIP:     server.ClientIPFunc(cfg.Server.TrustedNets),
 		Ready: func(ctx context.Context) error {
@@ -156,7 +164,25 @@ func (d *deps) runtime(cfg *config.Config, store gateway.SecretStore) *server.Ru
 	if d.secrets != nil && store == gateway.SecretStore(d.secrets) {
 		rt.Status = map[string]string{"secrets": "in memory from " + d.secretsFile + ", not Vault (local development)"}
 	}
+	if cfg.MCP.On() {
+		rt.MCP = d.mcp(cfg, store, h.Engine, l)
+	}
 	return rt
+}
+
+// mcp wires the MCP platform (SPEC 13) over the same engine as Alexa: the
+// tools, and with auth required the authorization server whose accounts
+// are linked through l.
+func (d *deps) mcp(cfg *config.Config, store gateway.SecretStore, eng mcp.Engine, l *linking.Linker) http.Handler {
+	var as *mcp.AuthServer
+	if cfg.MCP.AuthRequired() {
+		var linker mcp.Linker
+		if l != nil {
+			linker = l
+		}
+		as = mcp.NewAuthServer(cfg, store, linker, mcp.AuthOptions{Logger: d.log, Register: d.mcpRegister, Authorize: d.mcpAuthorize})
+	}
+	return mcp.New(cfg, eng, as, mcp.Options{Logger: d.log, Version: version})
 }
 
 // store returns the secret store cfg names: nil without a vault section.

@@ -134,7 +134,7 @@ func (p *Provider) Get(ctx context.Context, svc *config.Service, turn *gateway.T
 		}
 		return &Credential{Token: tok, Fields: e.Data, path: path, version: e.Version}, nil
 	case config.AuthLinked:
-		if !gateway.ValidUserID(turn.UserID) {
+		if !gateway.ValidUser(turn.UserID) {
 			return nil, ErrUnlinked
 		}
 		e, path, err := p.read(ctx, gateway.UserPath(turn.UserID, svc.Name))

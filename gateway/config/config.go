@@ -46,6 +46,8 @@ type Config struct {
 	Services map[string]*Service `yaml:"services"`
 	// Skills are the Alexa skills, by name (used in POST /alexa/NAME).
 	Skills map[string]*Skill `yaml:"skills" jsonschema:"required"`
+	// MCP exposes skills as MCP tools (SPEC 13); nil: off.
+	MCP *MCP `yaml:"mcp"`
 
 	// Errors holds the gateway-wide error speech, compiled.
 	Errors ErrorSpeech `yaml:"-"`
@@ -278,6 +280,10 @@ type Intent struct {
 
 	// C is the compiled intent.
 	C *Compiled `yaml:"-"`
+
+	// Description describes the intent as an MCP tool (default: its
+	// first sample).
+	Description string `yaml:"description"`
 }
 
 // Slot is one slot of an intent.

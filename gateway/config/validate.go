@@ -90,6 +90,7 @@ func (ck *checker) validate(cfg *Config) {
 		}
 		ck.warnf(path, "no vault configured: linked services answer \"unlinked\" and secret services answer \"vault\"")
 	}
+	ck.mcp(cfg)
 	refs := map[string]bool{}
 	for _, r := range ck.sessionRefs {
 		refs[r] = true

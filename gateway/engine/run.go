@@ -173,6 +173,12 @@ func (r *run) respond(c *config.Compiled) *gateway.Reply {
 		}
 		reply.Session[s.Name] = v
 	}
+	if len(c.Extracts) > 0 {
+		reply.Values = make(map[string]any, len(c.Extracts))
+		for _, name := range c.Extracts {
+			reply.Values[name] = r.data[name]
+		}
+	}
 	return reply
 }
 
@@ -520,7 +526,7 @@ func (r *run) fail(c *config.Compiled, te *turnError) *gateway.Reply {
 		slog.Int("status", te.status),
 		slog.String("error", te.Error()),
 	)
-	reply := &gateway.Reply{EndSession: c.EndSession, Session: r.session()}
+	reply := &gateway.Reply{EndSession: c.EndSession, Session: r.session(), Error: te.kind}
 	levels := []config.ErrorSpeech{c.Errors, r.skill.ErrorsC, r.e.cfg.Errors}
 	for _, key := range te.keys() {
 		if key == kindDefault && te.kind == kindUnlinked {

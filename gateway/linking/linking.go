@@ -66,6 +66,7 @@ const (
 const (
 	codesPath    = "link-codes/"
 	pendingPath  = "link-codes/pending/"
+	flowsPath    = "link-codes/flows/"
 	stateKeyPath = "gateway/state-key"
 )
 
@@ -350,7 +351,9 @@ func (l *Linker) setKey(secret []byte) (cipher.AEAD, error) {
 // AES-GCM, it is opaque: neither the code nor the user can be read from
 // it, and it cannot be forged.
 type state struct {
-	Code    string `json:"c"`
+	Code string `json:"c,omitempty"`
+	// Flow names a flow started by Begin instead of a code.
+	Flow    string `json:"f,omitempty"`
 	Nonce   string `json:"n"`
 	Expires int64  `json:"e"`
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/voicegw/voicegw/gateway"
 	"github.com/voicegw/voicegw/gateway/auth"
+	"github.com/voicegw/voicegw/gateway/config"
 	"github.com/voicegw/voicegw/gateway/ratelimit"
 	"github.com/voicegw/voicegw/templates"
 )
@@ -276,6 +277,10 @@ func (l *Linker) callback(ctx context.Context, w http.ResponseWriter, r *http.Re
 		l.fail(w, "callback", "invalid", http.StatusBadRequest, "bad state: "+err.Error(), "Link not valid", "This link is not valid.")
 		return
 	}
+	if st.Flow != "" {
+		l.flowCallback(ctx, w, r, st)
+		return
+	}
 	e, err := l.store.Read(ctx, codesPath+st.Code)
 	if errors.Is(err, gateway.ErrNotFound) {
 		l.fail(w, "callback", "used", http.StatusGone, "callback replayed or code gone", "Link already used", "This link was already used or has expired.")
@@ -345,37 +350,11 @@ func (l *Linker) callback(ctx context.Context, w http.ResponseWriter, r *http.Re
 		return
 	}
 	l.setCookie(w, bindingCookie, "", -time.Second, http.SameSiteLaxMode)
-	conf, err := l.oauthConfig(ctx, svc)
-	if err != nil {
+	if reason, err := l.link(ctx, svc, userID, authCode, e.Data[fieldVerifier].Reveal()); err != nil {
 		l.unavailable(w, "callback", err)
 		return
-	}
-	opts := []oauth2.AuthCodeOption{}
-	if v := e.Data[fieldVerifier].Reveal(); v != "" {
-		opts = append(opts, oauth2.VerifierOption(v))
-	}
-	tok, err := conf.Exchange(context.WithValue(ctx, oauth2.HTTPClient, l.client), authCode, opts...)
-	if err != nil {
-		reason := "token exchange failed"
-		var re *oauth2.RetrieveError
-		if errors.As(err, &re) {
-			reason += ": " + firstWord(re.ErrorCode)
-		}
+	} else if reason != "" {
 		l.fail(w, "callback", "exchange_failed", http.StatusBadGateway, reason, "Not linked", "The provider did not accept the link.")
-		return
-	}
-	data := gateway.SecretData{
-		auth.FieldAccessToken: gateway.Secret(tok.AccessToken),
-		auth.FieldTokenType:   gateway.Secret(tok.Type()),
-	}
-	if tok.RefreshToken != "" {
-		data[auth.FieldRefreshToken] = gateway.Secret(tok.RefreshToken)
-	}
-	if !tok.Expiry.IsZero() {
-		data[auth.FieldExpiresAt] = gateway.Secret(tok.Expiry.UTC().Format(time.RFC3339))
-	}
-	if _, err := l.store.Write(ctx, gateway.UserPath(userID, svc.Name), data, -1); err != nil {
-		l.unavailable(w, "callback", err)
 		return
 	}
 	// The burnt code stays in the store, marked used, until its number is
@@ -414,4 +393,41 @@ func firstWord(s string) string {
 		s = s[:40]
 	}
 	return s
+}
+
+// link exchanges authCode (with the PKCE verifier, when there is one) at
+// svc's token endpoint and stores the token under userID. A provider that
+// refuses is a reason for the log; a store that fails is an error.
+func (l *Linker) link(ctx context.Context, svc *config.Service, userID, authCode, verifier string) (reason string, err error) {
+	conf, err := l.oauthConfig(ctx, svc)
+	if err != nil {
+		return "", err
+	}
+	opts := []oauth2.AuthCodeOption{}
+	if verifier != "" {
+		opts = append(opts, oauth2.VerifierOption(verifier))
+	}
+	tok, err := conf.Exchange(context.WithValue(ctx, oauth2.HTTPClient, l.client), authCode, opts...)
+	if err != nil {
+		reason := "token exchange failed"
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) {
+			reason += ": " + firstWord(re.ErrorCode)
+		}
+		return reason, nil
+	}
+	data := gateway.SecretData{
+		auth.FieldAccessToken: gateway.Secret(tok.AccessToken),
+		auth.FieldTokenType:   gateway.Secret(tok.Type()),
+	}
+	if tok.RefreshToken != "" {
+		data[auth.FieldRefreshToken] = gateway.Secret(tok.RefreshToken)
+	}
+	if !tok.Expiry.IsZero() {
+		data[auth.FieldExpiresAt] = gateway.Secret(tok.Expiry.UTC().Format(time.RFC3339))
+	}
+	if _, err := l.store.Write(ctx, gateway.UserPath(userID, svc.Name), data, -1); err != nil {
+		return "", err
+	}
+	return "", nil
 }

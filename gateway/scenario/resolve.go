@@ -104,7 +104,7 @@ func WithResolutions(body []byte, res map[string]Resolution) []byte {
 func checkTurns(file string, sc *Scenario, sk *config.Skill) (out, warnings []string) {
 	known := append(config.IntentNames(sk), config.BuiltinIntents...)
 	for i, t := range sc.Turns {
-		if t.Launch {
+		if t.Launch || t.Tool != "" { // MCP turns name their tool, checked when they run
 			continue
 		}
 		at := func(key string) string {

@@ -161,7 +161,9 @@ func (r *Runner) runScenario(file string, sc *Scenario, cfg *config.Config) []st
 	st := &stubs{list: sc.Stubs}
 	st.start(cfg)
 	defer st.close()
-	h := r.Build(cfg, inmem.New(sc.Secrets))
+	store := inmem.New(sc.Secrets)
+	h := r.Build(cfg, store)
+	var mcpHandler http.Handler
 	appID := sk.ApplicationID
 	if appID == "" {
 		appID = "amzn1.ask.skill.scenario"
@@ -174,6 +176,13 @@ func (r *Runner) runScenario(file string, sc *Scenario, cfg *config.Config) []st
 		return ps
 	}
 	for i, t := range sc.Turns {
+		if t.Tool != "" {
+			if mcpHandler == nil && r.MCP != nil {
+				mcpHandler = r.MCP(cfg, store)
+			}
+			problems = append(problems, mcpTurn(mcpHandler, file, i, t, sc.Skill, st)...)
+			continue
+		}
 		spec := alexa.RequestSpec{
 			ApplicationID: appID,
 			UserID:        t.User,

@@ -91,6 +91,10 @@ type Turn struct {
 	Locale string `yaml:"locale"`
 	// Expect lists what must hold after the turn.
 	Expect Expect `yaml:"expect"`
+	// Tool and Arguments make an MCP turn (SPEC 13) in place of intent
+	// and slots: a tools/call of <skill>_<Intent>.
+	Tool      string         `yaml:"tool"`
+	Arguments map[string]any `yaml:"arguments"`
 
 	line int
 	// lines of each expect key
@@ -172,6 +176,10 @@ type Expect struct {
 	Request *RequestExpect `yaml:"request"`
 	// NoRequest says that the turn made no upstream request.
 	NoRequest bool `yaml:"no_request"`
+	// IsError and Values are for MCP turns: the result's isError and a
+	// subset of its structuredContent.
+	IsError *bool          `yaml:"is_error"`
+	Values  map[string]any `yaml:"values"`
 }
 
 // CardExpect matches the card of a response.
@@ -245,6 +253,15 @@ func Parse(file string, data []byte) (*Scenario, error) {
 		return nil, fmt.Errorf("%s:%d:%d: no turns", file, doc.Line, doc.Column)
 	}
 	for i, t := range sc.Turns {
+		if t != nil && t.Tool != "" {
+			if t.Launch || t.Intent != "" || len(t.Slots) > 0 || t.Confirmation != "" || t.AccessToken != "" {
+				return nil, fmt.Errorf("%s:%d: turn %d is an MCP turn (tool): it takes arguments, not launch, intent, slots, confirmation or access_token", file, lineOf(t), i+1)
+			}
+			continue
+		}
+		if t != nil && len(t.Arguments) > 0 {
+			return nil, fmt.Errorf("%s:%d: turn %d: arguments belong to an MCP turn (tool), slots to an intent", file, lineOf(t), i+1)
+		}
 		if t == nil || (t.Launch == (t.Intent != "")) {
 			at := fmt.Sprintf("%s:%d:%d", file, doc.Line, doc.Column)
 			if turnNodes != nil && i < len(turnNodes.Content) {
@@ -429,7 +446,15 @@ type Runner struct {
 
 	// warnings of the file being run, printed under its result line.
 	warnings []string
+	// MCP, when set, wires the MCP endpoint of turns with `tool:`, over
+	// the same stubs and secrets; the user of a call is in the UserHeader
+	// request header.
+	MCP func(cfg *config.Config, store *inmem.Store) http.Handler
 }
+
+// UserHeader carries the user of an MCP turn to the handler Runner.MCP
+// wires (mcp.Options.UserHeader).
+const UserHeader = "X-Voicegw-Scenario-User"
 
 // Run runs each file, prints a line per scenario and the closing
 // "N passed, N failed", and returns the number that failed.

@@ -40,6 +40,9 @@ type Runtime struct {
 	// Link serves every method and path under /link (the account-linking
 	// pages); nil: linking is off and /link answers 404.
 	Link http.Handler
+	// MCP serves /mcp, the OAuth metadata under /.well-known/ and /oauth/
+	// (SPEC 13); nil: MCP is off and they answer 404.
+	MCP http.Handler
 	// ClientIP returns the client's address for rate limits and logs,
 	// believing X-Forwarded-For only from trusted proxies (nil: the peer).
 	ClientIP func(*http.Request) string
@@ -101,6 +104,12 @@ func New(rt *Runtime, metrics http.Handler, log *slog.Logger) *Server {
 	link := echo.WrapHandler(http.HandlerFunc(s.link))
 	e.Any("/link", link)
 	e.Any("/link/*", link)
+	mcp := echo.WrapHandler(http.HandlerFunc(s.mcp))
+	for _, p := range []string{"/mcp", "/oauth/*", "/.well-known/oauth-protected-resource",
+		"/.well-known/oauth-protected-resource/*", "/.well-known/oauth-authorization-server",
+		"/.well-known/oauth-authorization-server/*"} {
+		e.Any(p, mcp)
+	}
 	return s
 }
 
@@ -201,6 +210,17 @@ func (s *Server) link(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rt.Link.ServeHTTP(w, r)
+}
+
+func (s *Server) mcp(w http.ResponseWriter, r *http.Request) {
+	rt := s.current.Load()
+	if rt.MCP == nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte(`{"error":"MCP is not enabled"}`))
+		return
+	}
+	rt.MCP.ServeHTTP(w, r)
 }
 
 func jsonError(c echo.Context, status int, msg string) error {
