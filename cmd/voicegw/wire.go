@@ -112,6 +112,7 @@ func (d *deps) runtime(cfg *config.Config, store gateway.SecretStore) *server.Ru
 	rt := &server.Runtime{
 		Alexa:        d.pipeline(cfg, store, cfg.Alexa.Verifying(), l),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		Deadline:     cfg.Server.Deadline.Or(config.DefaultDeadline),
 		Ready: func(ctx context.Context) error {
 			if r, ok := store.(interface{ Ready(context.Context) error }); ok {
 				return r.Ready(ctx)
