@@ -145,3 +145,16 @@ func BenchmarkTurnParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkDecode is the envelope check and decode alone (UTF-8, nesting,
+// duplicate keys ignoring case, fields), for an IntentRequest as Alexa
+// sends it.
+func BenchmarkDecode(b *testing.B) {
+	body := buildIntent("amzn1.ask.skill.bench", "GetQuote", map[string]string{"Symbol": "AMZN"})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := alexa.Decode(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
