@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
@@ -272,6 +274,70 @@ func TestLinkBrowser(t *testing.T) {
 			t.Fatalf("expired code page says %q", msg)
 		}
 		linkFlowShot(t, ctx, dir, "link-error.png")
+	})
+
+	// The account-takeover attack of issue 11 with two real browsers:
+	// Mallory's tab stops where the gateway sends her to the provider, and
+	// Bob opens that URL in a browser context of his own.
+	t.Run("a provider URL opened in another browser links nobody", func(t *testing.T) {
+		const mallory = "amzn1.ask.account.BROWSER_MALLORY"
+		code := e.code(t, mallory)
+		paused := make(chan *fetch.EventRequestPaused, 1)
+		lctx, stopListen := context.WithCancel(ctx)
+		defer stopListen()
+		if err := chromedp.Listen(lctx, func(ev any) {
+			if p, ok := ev.(*fetch.EventRequestPaused); ok {
+				select {
+				case paused <- p:
+				default:
+				}
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{
+			Patterns: []*fetch.RequestPattern{{URLPattern: e.provider.URL + "/authorize*"}},
+		}); err != nil {
+			t.Fatalf("intercept the provider: %v", err)
+		}
+		linkFlowOpen(t, ctx, e.gateway.URL+"/link")
+		if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("code"), code), chromedp.Click(chromedp.ID("submit"))); err != nil {
+			t.Fatalf("submit the code: %v", err)
+		}
+		var providerURL string
+		select {
+		case p := <-paused:
+			providerURL = p.Request.URL
+			if _, err := chromedp.Call(ctx, fetch.FailRequest, fetch.FailRequestParams{RequestID: p.RequestID, ErrorReason: network.ErrorReasonAborted}); err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("the browser was never sent to the provider")
+		}
+		if _, err := chromedp.Call(ctx, fetch.Disable, cdp.Empty{}); err != nil {
+			t.Fatal(err)
+		}
+
+		bob, closeBob := chromedp.NewContext(ctx, chromedp.WithNewBrowserContext())
+		defer closeBob()
+		resp := linkFlowOpen(t, bob, providerURL)
+		if resp.Status != 403 || !strings.Contains(resp.URL, "/link/callback?") {
+			t.Fatalf("Bob's browser ended on %s with %d, want 403 at the callback", resp.URL, resp.Status)
+		}
+		if msg := linkFlowText(t, bob, "result"); !strings.Contains(msg, "started in a different browser") {
+			t.Fatalf("Bob's page says %q", msg)
+		}
+		linkFlowShot(t, bob, dir, "link-other-browser.png")
+		if got := e.raw(t, "users/"+mallory+"/github"); got != nil {
+			t.Fatal("Bob's account was linked to Mallory's Echo")
+		}
+		// Nothing was burned: in Mallory's own browser the URL still works.
+		if resp := linkFlowOpen(t, ctx, providerURL); resp.Status != 200 {
+			t.Fatalf("Mallory's own callback = %d", resp.Status)
+		}
+		if msg := linkFlowText(t, ctx, "result"); !strings.Contains(msg, "linked") {
+			t.Fatalf("Mallory's page says %q", msg)
+		}
 	})
 
 	e.assertLogsClean(t)

@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,6 +95,7 @@ type linkFlowEnv struct {
 	upstream *linkFlowUpstream
 	gateway  *httptest.Server
 	handler  http.Handler
+	deps     *deps
 	logs     *syncBuffer
 	// leaks are further secrets the logs must not hold.
 	leaks []string
@@ -102,6 +104,14 @@ type linkFlowEnv struct {
 // startLinkFlow starts Vault, the provider, the upstream and the gateway,
 // whose public_url is its own test server.
 func startLinkFlow(t *testing.T) *linkFlowEnv {
+	t.Helper()
+	return startLinkFlowWith(t, nil)
+}
+
+// startLinkFlowWith is startLinkFlow with a hook that may change the
+// loaded configuration and the process-wide parts before the gateway is
+// wired.
+func startLinkFlowWith(t *testing.T, hook func(*config.Config, *deps)) *linkFlowEnv {
 	t.Helper()
 	e := &linkFlowEnv{vault: vaulttest.Start(t), logs: &syncBuffer{}}
 	root := e.vault.Client()
@@ -147,6 +157,10 @@ func startLinkFlow(t *testing.T) *linkFlowEnv {
 	}
 	t.Cleanup(store.Close)
 	d := newDeps(log)
+	if hook != nil {
+		hook(cfg, d)
+	}
+	e.deps = d
 	e.handler = server.New(d.runtime(cfg, store), nil, log).Handler()
 	e.leaks = append(e.leaks, sec.Auth.ClientToken, e.vault.Token)
 	return e
@@ -247,20 +261,37 @@ func (e *linkFlowEnv) assertLogsClean(t testing.TB) {
 type linkFlowClient struct {
 	*http.Client
 	hops []*url.URL
+	// addr is the client address a trusted proxy would report for this
+	// browser in X-Forwarded-For (each browser has its own).
+	addr string
 }
+
+var linkFlowClients atomic.Int64
 
 func newLinkFlowClient(t testing.TB) *linkFlowClient {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &linkFlowClient{}
+	n := linkFlowClients.Add(1)
+	c := &linkFlowClient{addr: fmt.Sprintf("198.18.%d.%d", n/250, n%250+1)}
 	c.Client = &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		Transport: forwardedFor{addr: &c.addr},
 		CheckRedirect: func(r *http.Request, via []*http.Request) error {
 			c.hops = append(c.hops, r.URL)
 			return nil
 		}}
 	return c
+}
+
+// forwardedFor adds the browser's address as X-Forwarded-For, as a load
+// balancer in front of the gateway would.
+type forwardedFor struct{ addr *string }
+
+func (f forwardedFor) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Forwarded-For", *f.addr)
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // linkFlowPage is a page the client ended on.
@@ -304,6 +335,20 @@ func (c *linkFlowClient) enter(t testing.TB, e *linkFlowEnv, code string) linkFl
 	c.hops = nil
 	resp, err := c.PostForm(e.gateway.URL+"/link", url.Values{"code": {code}, "csrf": {m[1]}})
 	return c.page(t, resp, err)
+}
+
+// tamper changes one character in the middle of s.
+func tamper(s string) string {
+	if s == "" {
+		return "A"
+	}
+	b := []byte(s)
+	if b[len(b)/2] == 'A' {
+		b[len(b)/2] = 'B'
+	} else {
+		b[len(b)/2] = 'A'
+	}
+	return string(b)
 }
 
 func spaced(code string) string { return strings.Join(strings.Split(code, ""), " ") }
@@ -478,7 +523,7 @@ func TestLinkE2E(t *testing.T) {
 		for name, st := range map[string]string{
 			"garbage":  "garbage",
 			"empty":    "",
-			"tampered": strings.Replace(callback.Query().Get("state"), ".", ".AAAA", 1),
+			"tampered": tamper(callback.Query().Get("state")),
 		} {
 			q := callback.Query()
 			q.Set("state", st)

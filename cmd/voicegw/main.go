@@ -5,17 +5,20 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/voicegw/voicegw/gateway/alexa"
 	"github.com/voicegw/voicegw/gateway/config"
@@ -161,7 +164,7 @@ func cmdServe(args []string, stderr io.Writer) int {
 		log.Error("start", "error", err.Error())
 		return 1
 	}
-	srv := d.server(rt)
+	srv := d.server(rt, cfg)
 	ln, err := net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		log.Error("listen", "error", err.Error())
@@ -169,6 +172,15 @@ func cmdServe(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if addr := cfg.Server.MetricsListen; addr != "" {
+		mln, err := net.Listen("tcp", addr)
+		if err != nil {
+			log.Error("listen for metrics", "error", err.Error())
+			return 1
+		}
+		go serveMetrics(ctx, mln, d.metrics.Handler(), log)
+		log.Info("serving metrics", "addr", mln.Addr().String())
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go func() {
@@ -196,6 +208,21 @@ func cmdServe(args []string, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// serveMetrics serves /metrics alone on ln until ctx is done
+// (server.metrics_listen).
+func serveMetrics(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", h)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		_ = hs.Close()
+	}()
+	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("serve metrics", "error", err.Error())
+	}
 }
 
 // kvFlag collects repeated K=V flags.

@@ -34,7 +34,7 @@ skills:
         say: "never"
 `)
 	d := newDeps(e2eDiscard)
-	srv := httptest.NewServer(d.server(d.runtime(cfg, nil)).Handler())
+	srv := httptest.NewServer(d.server(d.runtime(cfg, nil), cfg).Handler())
 	defer srv.Close()
 	turn := func(intent string) {
 		body := alexa.BuildRequest(alexa.RequestSpec{ApplicationID: "amzn1.ask.skill.metrics",

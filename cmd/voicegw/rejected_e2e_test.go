@@ -26,7 +26,7 @@ func TestRejectedRequests(t *testing.T) {
 	d := newDeps(slog.New(slog.NewJSONHandler(logs, nil)))
 	d.verify = alexa.VerifierConfig{Roots: pki.Roots, Fetcher: alexatest.NewFetcher(pki)}
 	cfg := mustE2EConfig(t, fmt.Sprintf(e2eConfig, "true", quotes.URL))
-	srv := httptest.NewServer(d.server(d.runtime(cfg, nil)).Handler())
+	srv := httptest.NewServer(d.server(d.runtime(cfg, nil), cfg).Handler())
 	defer srv.Close()
 	client := srv.Client()
 

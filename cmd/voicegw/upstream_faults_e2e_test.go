@@ -70,7 +70,7 @@ func TestUpstreamFaultsThroughProxy(t *testing.T) {
 	defer proxy.Close()
 	cfg := mustE2EConfig(t, fmt.Sprintf(faultsConfig, proxy.URL("http")))
 	d := newDeps(e2eDiscard)
-	srv := httptest.NewServer(d.server(d.runtime(cfg, nil)).Handler())
+	srv := httptest.NewServer(d.server(d.runtime(cfg, nil), cfg).Handler())
 	defer srv.Close()
 	deadline := cfg.Server.Deadline.D
 	body := alexa.BuildRequest(alexa.RequestSpec{ApplicationID: "amzn1.ask.skill.faults", UserID: e2eUser, Type: "IntentRequest", Intent: "GetQuote"})

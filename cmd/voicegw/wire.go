@@ -23,6 +23,10 @@ type deps struct {
 	log     *slog.Logger
 	client  *upstream.Client
 	metrics *metrics.Metrics
+	// links are the account-linking limits (codes entered per client, new
+	// codes per minute): per process, kept across reloads so that a
+	// SIGHUP frees no blocked client.
+	links *linking.Limits
 	// verify holds the roots and certificate fetcher of request
 	// verification; zero means the system roots and HTTPS downloads.
 	// Tests inject a test CA here; nothing else can skip a check.
@@ -42,7 +46,8 @@ type deps struct {
 }
 
 func newDeps(log *slog.Logger) *deps {
-	return &deps{log: log, client: upstream.New(upstream.DefaultOptions), metrics: metrics.New()}
+	return &deps{log: log, client: upstream.New(upstream.DefaultOptions), metrics: metrics.New(),
+		links: linking.NewLimits(0)}
 }
 
 // handler wires the pipeline for cfg over store (nil: no Vault). verify is
@@ -98,7 +103,11 @@ func (d *deps) linker(cfg *config.Config, store gateway.SecretStore) *linking.Li
 	if store == nil {
 		return nil
 	}
-	l, err := linking.New(cfg, store, linking.Options{Logger: d.log})
+	opts := linking.Options{Logger: d.log, Limits: d.links}
+	if d.metrics != nil {
+		opts.Observer = d.metrics
+	}
+	l, err := linking.New(cfg, store, opts)
 	if err != nil {
 		d.log.Error("account linking disabled", "error", err.Error())
 		return nil
@@ -113,6 +122,7 @@ func (d *deps) runtime(cfg *config.Config, store gateway.SecretStore) *server.Ru
 		Alexa:        d.pipeline(cfg, store, cfg.Alexa.Verifying(), l),
 		MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		Deadline:     cfg.Server.Deadline.Or(config.DefaultDeadline),
+		ClientIP:     server.ClientIPFunc(cfg.Server.TrustedNets),
 		Ready: func(ctx context.Context) error {
 			if r, ok := store.(interface{ Ready(context.Context) error }); ok {
 				return r.Ready(ctx)
@@ -156,6 +166,11 @@ func (d *deps) serveRuntime(cfg *config.Config) (*server.Runtime, error) {
 	return d.runtime(cfg, store), nil
 }
 
-func (d *deps) server(rt *server.Runtime) *server.Server {
+// server returns the HTTP server for rt; /metrics is on it unless the
+// configuration gives metrics a listener of their own.
+func (d *deps) server(rt *server.Runtime, cfg *config.Config) *server.Server {
+	if cfg.Server.MetricsListen != "" {
+		return server.New(rt, nil, d.log)
+	}
 	return server.New(rt, d.metrics.Handler(), d.log)
 }

@@ -6,6 +6,7 @@
 package config
 
 import (
+	"net"
 	"net/url"
 	"time"
 
@@ -61,6 +62,15 @@ type Server struct {
 	ProgressiveAfter Duration `yaml:"progressive_after"`
 	// Errors maps error keys to gateway-wide speech templates (SPEC 5).
 	Errors map[string]string `yaml:"errors"`
+	// TrustedProxies lists the CIDRs of load balancers whose
+	// X-Forwarded-For header is believed (SPEC 10); default none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MetricsListen, when set, serves /metrics on this address only
+	// instead of on Listen, so that metrics need not be public.
+	MetricsListen string `yaml:"metrics_listen"`
+
+	// TrustedNets is TrustedProxies parsed.
+	TrustedNets []*net.IPNet `yaml:"-"`
 }
 
 // Alexa configures request verification.

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"fmt"
 	"maps"
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -127,6 +129,30 @@ func (ck *checker) server(cfg *Config) {
 		ck.warnf("server.deadline", "Alexa gives up after 8s; a longer deadline answers too late")
 	}
 	ck.duration("server.progressive_after", &s.ProgressiveAfter, DefaultProgressiveAfter)
+	s.TrustedNets = nil
+	for i, raw := range s.TrustedProxies {
+		_, n, err := net.ParseCIDR(raw)
+		if err != nil {
+			if ip := net.ParseIP(raw); ip != nil {
+				bits := 128
+				if ip.To4() != nil {
+					bits = 32
+				}
+				ck.errf(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is an address, not a CIDR: write %s/%d", raw, raw, bits)
+			} else {
+				ck.errf(fmt.Sprintf("server.trusted_proxies[%d]", i), "%q is not a CIDR such as 10.0.0.0/8 or fd00::/8", raw)
+			}
+			continue
+		}
+		s.TrustedNets = append(s.TrustedNets, n)
+	}
+	if s.MetricsListen != "" {
+		if _, _, err := net.SplitHostPort(s.MetricsListen); err != nil {
+			ck.errf("server.metrics_listen", "%q is not a host:port address", s.MetricsListen)
+		} else if s.MetricsListen == s.Listen {
+			ck.errf("server.metrics_listen", "must differ from server.listen (leave it empty to serve /metrics there)")
+		}
+	}
 	cfg.Errors = ck.errorSpeech("server.errors", s.Errors, &scope{anySlots: true, anyExtracts: true})
 }
 

@@ -9,6 +9,8 @@ package linking
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -19,18 +21,23 @@ import (
 	"fmt"
 	"html/template"
 	"log/slog"
+	"maps"
 	"math/big"
-	"net"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
+	"golang.org/x/time/rate"
 
 	"github.com/voicegw/voicegw/gateway"
 	"github.com/voicegw/voicegw/gateway/auth"
 	"github.com/voicegw/voicegw/gateway/config"
+	"github.com/voicegw/voicegw/gateway/ratelimit"
 	"github.com/voicegw/voicegw/templates"
 )
 
@@ -38,12 +45,21 @@ import (
 const (
 	// CodeTTL is how long a spoken code is valid.
 	CodeTTL = 10 * time.Minute
-	// StateTTL is how long the provider may take to send the user back.
-	StateTTL = 15 * time.Minute
-	// WrongCodes is how many wrong codes one client may enter per
+	// FlowTTL is how long a browser's flow for a code stays fresh: the
+	// time the provider may take to send the user back. While it is
+	// fresh no other browser can use the code.
+	FlowTTL = 10 * time.Minute
+	// RecycleAfter is how long after its expiry a code's number may be
+	// drawn again: by then no flow of the old code can still complete.
+	RecycleAfter = FlowTTL
+	// MaxSubmissions is how many times a code may be entered.
+	MaxSubmissions = 3
+	// WrongCodes is how many codes one client may enter per
 	// WrongCodeWindow before /link answers 429.
 	WrongCodes      = 10
 	WrongCodeWindow = 10 * time.Minute
+	// DefaultCodesPerMinute is the process's ceiling on new codes.
+	DefaultCodesPerMinute = 600
 )
 
 // Secret store paths of the flow, relative to the prefix.
@@ -53,19 +69,65 @@ const (
 	stateKeyPath = "gateway/state-key"
 )
 
+// Fields of a code entry beyond user_id, service and expires_at.
+const (
+	fieldCode        = "code"
+	fieldUsed        = "used"
+	fieldSubmissions = "submissions"
+	// fieldBrowser is the SHA-256 of the binding cookie of the browser
+	// whose flow is running.
+	fieldBrowser   = "browser"
+	fieldFlowUntil = "flow_until"
+	fieldNonce     = "nonce"
+	fieldVerifier  = "pkce_verifier"
+)
+
+// Busy is what a user hears when the process creates codes faster than
+// its ceiling allows.
+const Busy = "Too many people are linking accounts right now. Please try again in a minute."
+
+// Observer counts the steps of the flow by result; see metrics.Metrics.
+type Observer interface {
+	LinkStep(step, result string)
+}
+
+// Limits are the flow's per-process limits. They outlive configuration
+// reloads: a SIGHUP must not free a blocked client.
+type Limits struct {
+	// Submissions counts every code entered, per client (IPv6 per /64).
+	Submissions *ratelimit.Window
+	// Codes is the ceiling on new codes.
+	Codes *rate.Limiter
+}
+
+// NewLimits returns the limits of SPEC 7 with a ceiling of codesPerMinute
+// new codes (<= 0: DefaultCodesPerMinute).
+func NewLimits(codesPerMinute int) *Limits {
+	if codesPerMinute <= 0 {
+		codesPerMinute = DefaultCodesPerMinute
+	}
+	return &Limits{
+		Submissions: ratelimit.New(WrongCodes, WrongCodeWindow, 0),
+		Codes:       rate.NewLimiter(rate.Limit(float64(codesPerMinute)/60), max(1, codesPerMinute/6)),
+	}
+}
+
 // Linker creates codes and serves the linking pages.
 type Linker struct {
-	cfg    *config.Config
-	store  gateway.SecretStore
-	log    *slog.Logger
-	pages  *template.Template
-	client *http.Client
-	now    func() time.Time
+	cfg      *config.Config
+	store    gateway.SecretStore
+	log      *slog.Logger
+	pages    *template.Template
+	client   *http.Client
+	now      func() time.Time
+	limits   *Limits
+	observer Observer
+	// https: public_url is https, so cookies are Secure and __Host-.
+	https bool
+	csp   string
 
 	keyMu sync.Mutex
-	key   []byte
-
-	wrong wrongCodes
+	aead  cipher.AEAD
 }
 
 // Options are optional collaborators.
@@ -74,6 +136,9 @@ type Options struct {
 	// HTTPClient calls token endpoints (nil: a client with a 10 s timeout).
 	HTTPClient *http.Client
 	Now        func() time.Time
+	// Limits are shared across reloads (nil: fresh ones).
+	Limits   *Limits
+	Observer Observer
 }
 
 // New returns a linker for cfg over store.
@@ -83,7 +148,8 @@ func New(cfg *config.Config, store gateway.SecretStore, opts Options) (*Linker, 
 		return nil, fmt.Errorf("link pages: %w", err)
 	}
 	l := &Linker{cfg: cfg, store: store, log: opts.Logger, pages: pages, client: opts.HTTPClient,
-		now: opts.Now}
+		now: opts.Now, limits: opts.Limits, observer: opts.Observer,
+		https: strings.HasPrefix(cfg.Server.PublicURL, "https://")}
 	if l.log == nil {
 		l.log = slog.Default()
 	}
@@ -93,7 +159,17 @@ func New(cfg *config.Config, store gateway.SecretStore, opts Options) (*Linker, 
 	if l.now == nil {
 		l.now = time.Now
 	}
+	if l.limits == nil {
+		l.limits = NewLimits(0)
+	}
+	l.csp = contentSecurityPolicy(cfg)
 	return l, nil
+}
+
+func (l *Linker) observe(step, result string) {
+	if l.observer != nil {
+		l.observer.LinkStep(step, result)
+	}
 }
 
 // Instructions implements engine.Linker: it returns the sentence that
@@ -107,7 +183,11 @@ func (l *Linker) Instructions(ctx context.Context, svc *config.Service, userID s
 		return "", errors.New("invalid user id")
 	}
 	code, err := l.code(ctx, svc.Name, userID)
+	if errors.Is(err, errBusy) {
+		return Busy, nil
+	}
 	if err != nil {
+		l.observe("code", "error")
 		return "", err
 	}
 	return fmt.Sprintf("To use %s, open %s/link and enter code %s", svc.Name, l.cfg.Server.PublicURL, spell(code)), nil
@@ -115,17 +195,27 @@ func (l *Linker) Instructions(ctx context.Context, svc *config.Service, userID s
 
 func spell(code string) string { return strings.Join(strings.Split(code, ""), " ") }
 
+var errBusy = errors.New("code ceiling reached")
+
 // code returns the user's pending code for svc, or creates one.
 func (l *Linker) code(ctx context.Context, service, userID string) (string, error) {
 	now := l.now()
 	pending := pendingPath + userID + "/" + service
-	if e, err := l.store.Read(ctx, pending); err == nil {
-		code := e.Data["code"].Reveal()
+	e, err := l.store.Read(ctx, pending)
+	switch {
+	case err == nil:
+		code := e.Data[fieldCode].Reveal()
 		if c, err := l.store.Read(ctx, codesPath+code); err == nil && validCode(c, userID, service, now) {
+			l.observe("code", "repeated")
 			return code, nil
 		}
-	} else if !errors.Is(err, gateway.ErrNotFound) {
+	case !errors.Is(err, gateway.ErrNotFound):
 		return "", err
+	}
+	if !l.limits.Codes.AllowN(now, 1) {
+		l.log.Warn("link code ceiling reached", "service", service)
+		l.observe("code", "ceiling")
+		return "", errBusy
 	}
 	for range 5 {
 		code, err := randomCode()
@@ -133,7 +223,7 @@ func (l *Linker) code(ctx context.Context, service, userID string) (string, erro
 			return "", err
 		}
 		data := gateway.SecretData{
-			"code":       gateway.Secret(code),
+			fieldCode:    gateway.Secret(code),
 			"user_id":    gateway.Secret(userID),
 			"service":    gateway.Secret(service),
 			"expires_at": gateway.Secret(now.Add(CodeTTL).UTC().Format(time.RFC3339)),
@@ -145,35 +235,37 @@ func (l *Linker) code(ctx context.Context, service, userID string) (string, erro
 		if err != nil {
 			return "", err
 		}
-		if _, err := l.store.Write(ctx, pending, gateway.SecretData{"code": gateway.Secret(code)}, -1); err != nil {
+		// The pending index is overwritten, so an expired one is replaced
+		// on the user's next turn.
+		if _, err := l.store.Write(ctx, pending, gateway.SecretData{fieldCode: gateway.Secret(code)}, -1); err != nil {
 			return "", err
 		}
+		l.observe("code", "created")
 		return code, nil
 	}
 	return "", errors.New("no free link code")
 }
 
-// RecycleAfter is how long after its expiry a code's number may be drawn
-// again; the old code can never be redeemed by then (its state expired
-// too), so single use holds.
-const RecycleAfter = 24 * time.Hour
-
 // recyclable returns the check-and-set version to create code with: 0 for
-// a new entry, or the version of an entry that expired long ago.
+// a new entry, or the version of an entry whose code and last possible
+// flow are over (a flow starts before the code expires and lasts at most
+// FlowTTL = RecycleAfter).
 func (l *Linker) recyclable(ctx context.Context, code string) int {
 	e, err := l.store.Read(ctx, codesPath+code)
 	if err != nil {
 		return 0
 	}
 	exp, err := time.Parse(time.RFC3339, e.Data["expires_at"].Reveal())
-	if err == nil && l.now().Sub(exp) > RecycleAfter {
-		return e.Version
+	if err != nil || l.now().Sub(exp) <= RecycleAfter {
+		return 0
 	}
-	return 0
+	return e.Version
 }
 
+// validCode reports whether e is a code that can still be entered (for
+// userID and service when userID is set).
 func validCode(e *gateway.Entry, userID, service string, now time.Time) bool {
-	if e.Data["used"] != "" {
+	if e.Data[fieldUsed] != "" || submissions(e) >= MaxSubmissions {
 		return false
 	}
 	exp, err := time.Parse(time.RFC3339, e.Data["expires_at"].Reveal())
@@ -181,6 +273,17 @@ func validCode(e *gateway.Entry, userID, service string, now time.Time) bool {
 		return false
 	}
 	return userID == "" || (e.Data["user_id"].Reveal() == userID && e.Data["service"].Reveal() == service)
+}
+
+func submissions(e *gateway.Entry) int {
+	n, _ := strconv.Atoi(e.Data[fieldSubmissions].Reveal())
+	return n
+}
+
+// freshFlow reports whether a browser's flow for the code is running.
+func freshFlow(e *gateway.Entry, now time.Time) bool {
+	until, err := time.Parse(time.RFC3339, e.Data[fieldFlowUntil].Reveal())
+	return err == nil && now.Before(until) && e.Data[fieldBrowser] != ""
 }
 
 func randomCode() (string, error) {
@@ -191,13 +294,14 @@ func randomCode() (string, error) {
 	return fmt.Sprintf("%06d", n.Int64()), nil
 }
 
-// stateKey returns the HMAC key for state parameters, created once in the
-// secret store (check-and-set, so replicas agree on one key).
-func (l *Linker) stateKey(ctx context.Context) ([]byte, error) {
+// stateAEAD returns the cipher that seals OAuth state parameters, keyed
+// from a secret created once in the secret store (check-and-set, so
+// replicas agree on one key).
+func (l *Linker) stateAEAD(ctx context.Context) (cipher.AEAD, error) {
 	l.keyMu.Lock()
 	defer l.keyMu.Unlock()
-	if l.key != nil {
-		return l.key, nil
+	if l.aead != nil {
+		return l.aead, nil
 	}
 	for range 3 {
 		e, err := l.store.Read(ctx, stateKeyPath)
@@ -206,8 +310,7 @@ func (l *Linker) stateKey(ctx context.Context) ([]byte, error) {
 			if err != nil || len(key) < 32 {
 				return nil, errors.New("state key in the secret store is malformed")
 			}
-			l.key = key
-			return key, nil
+			return l.setKey(key)
 		}
 		if !errors.Is(err, gateway.ErrNotFound) {
 			return nil, err
@@ -218,8 +321,7 @@ func (l *Linker) stateKey(ctx context.Context) ([]byte, error) {
 		}
 		_, err = l.store.Write(ctx, stateKeyPath, gateway.SecretData{"key": gateway.Secret(base64.StdEncoding.EncodeToString(key))}, 0)
 		if err == nil {
-			l.key = key
-			return key, nil
+			return l.setKey(key)
 		}
 		if !errors.Is(err, gateway.ErrConflict) {
 			return nil, err
@@ -228,36 +330,49 @@ func (l *Linker) stateKey(ctx context.Context) ([]byte, error) {
 	return nil, errors.New("could not agree on a state key")
 }
 
-// state is what the signed OAuth state parameter carries.
+// setKey derives the AES-256-GCM key of states from the stored secret.
+func (l *Linker) setKey(secret []byte) (cipher.AEAD, error) {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("voicegw link state v2"))
+	block, err := aes.NewCipher(mac.Sum(nil))
+	if err != nil {
+		return nil, err
+	}
+	aead, err := cipher.NewGCM(block)
+	if err != nil {
+		return nil, err
+	}
+	l.aead = aead
+	return aead, nil
+}
+
+// state is what the sealed OAuth state parameter carries. Sealed with
+// AES-GCM, it is opaque: neither the code nor the user can be read from
+// it, and it cannot be forged.
 type state struct {
 	Code    string `json:"c"`
 	Nonce   string `json:"n"`
 	Expires int64  `json:"e"`
 }
 
-func (l *Linker) signState(key []byte, s state) string {
+func sealState(aead cipher.AEAD, s state) string {
 	payload, _ := json.Marshal(s)
-	p := base64.RawURLEncoding.EncodeToString(payload)
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(p))
-	return p + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(payload)+aead.Overhead())
+	_, _ = rand.Read(nonce)
+	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, payload, nil))
 }
 
-func (l *Linker) verifyState(key []byte, raw string) (state, error) {
+func (l *Linker) openState(aead cipher.AEAD, raw string) (state, error) {
 	var s state
-	p, sig, ok := strings.Cut(raw, ".")
-	if !ok {
+	b, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil || len(b) < aead.NonceSize()+aead.Overhead() {
 		return s, errors.New("malformed state")
 	}
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(p))
-	want := mac.Sum(nil)
-	got, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil || !hmac.Equal(got, want) {
-		return s, errors.New("state signature does not match")
+	payload, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], nil)
+	if err != nil {
+		return s, errors.New("state does not authenticate")
 	}
-	payload, err := base64.RawURLEncoding.DecodeString(p)
-	if err != nil || json.Unmarshal(payload, &s) != nil {
+	if json.Unmarshal(payload, &s) != nil {
 		return s, errors.New("malformed state")
 	}
 	if l.now().Unix() > s.Expires {
@@ -266,52 +381,29 @@ func (l *Linker) verifyState(key []byte, raw string) (state, error) {
 	return s, nil
 }
 
-// wrongCodes counts each client's code attempts in a sliding window of
-// WrongCodeWindow: a client with WrongCodes attempts in the window is
-// refused until the oldest leaves it.
-type wrongCodes struct {
-	mu   sync.Mutex
-	seen map[string][]time.Time
+// browserHash is what the code entry keeps of a binding cookie.
+func browserHash(cookie string) gateway.Secret {
+	sum := sha256.Sum256([]byte(cookie))
+	return gateway.Secret(base64.RawURLEncoding.EncodeToString(sum[:]))
 }
 
-// reserve records an attempt for client unless the client already has
-// WrongCodes attempts in the window; it reports whether it may go on.
-// Reserving before checking makes concurrent guesses count too.
-func (w *wrongCodes) reserve(client string, now time.Time) bool {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.seen == nil || len(w.seen) > 100_000 {
-		w.seen = map[string][]time.Time{} // bound memory under a flood
-	}
-	recent := w.seen[client][:0]
-	for _, t := range w.seen[client] {
-		if now.Sub(t) < WrongCodeWindow {
-			recent = append(recent, t)
+// contentSecurityPolicy allows forms to post only to the gateway itself
+// and to redirect only to the configured providers' origins.
+func contentSecurityPolicy(cfg *config.Config) string {
+	origins := map[string]bool{}
+	for _, svc := range cfg.Services {
+		if svc.OAuth2 == nil {
+			continue
+		}
+		if u, err := url.Parse(svc.OAuth2.AuthURL); err == nil && u.Host != "" {
+			origins[u.Scheme+"://"+u.Host] = true
 		}
 	}
-	if len(recent) >= WrongCodes {
-		w.seen[client] = recent
-		return false
+	action := "'self'"
+	for _, o := range slices.Sorted(maps.Keys(origins)) {
+		action += " " + o
 	}
-	w.seen[client] = append(recent, now)
-	return true
-}
-
-// release forgets the newest attempt of client: it was not a wrong code.
-func (w *wrongCodes) release(client string) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if n := len(w.seen[client]); n > 0 {
-		w.seen[client] = w.seen[client][:n-1]
-	}
-}
-
-func clientAddr(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
+	return "default-src 'none'; style-src 'unsafe-inline'; form-action " + action + "; frame-ancestors 'none'; base-uri 'none'"
 }
 
 func (l *Linker) oauthConfig(ctx context.Context, svc *config.Service) (*oauth2.Config, error) {

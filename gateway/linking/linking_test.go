@@ -3,11 +3,8 @@ package linking
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -134,6 +131,8 @@ type fixture struct {
 	provider *linkingtest.Provider
 	cfg      *config.Config
 	logs     *syncBuffer
+	// alice is the browser MustCallback uses.
+	alice *browser
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -159,7 +158,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{l: l, store: store, clock: clk, provider: p, cfg: cfg, logs: logs}
+	return &fixture{l: l, store: store, clock: clk, provider: p, cfg: cfg, logs: logs, alice: newBrowser("192.0.2.10:4000")}
 }
 
 // MustCode speaks the instructions for user and service and returns the
@@ -202,7 +201,7 @@ func (f *fixture) form(t *testing.T, remote string) (*http.Cookie, string) {
 		t.Fatalf("no csrf field in %s", rec.Body)
 	}
 	for _, c := range rec.Result().Cookies() {
-		if c.Name == csrfCookie {
+		if c.Name == f.l.cookieName(csrfCookie) {
 			return c, m[1]
 		}
 	}
@@ -223,23 +222,85 @@ func (f *fixture) post(remote string, cookie *http.Cookie, csrf, code string) *h
 	return f.serve(r)
 }
 
-// submit enters code with a fresh form from remote.
+// submit enters code with a fresh form from a new browser at remote.
 func (f *fixture) submit(t *testing.T, remote, code string) *httptest.ResponseRecorder {
 	t.Helper()
-	c, tok := f.form(t, remote)
-	return f.post(remote, c, tok, code)
+	return newBrowser(remote).submit(t, f, code)
 }
 
-// MustCallback enters code, follows the redirect to the provider and
-// returns the callback request the provider sends the browser to.
-func (f *fixture) MustCallback(t *testing.T, code string) *http.Request {
+// MustCallback enters code in alice's browser, follows the redirect to the
+// provider and returns the callback target (path and query) the provider
+// sends the browser to; f.alice.get serves it as that browser.
+func (f *fixture) MustCallback(t *testing.T, code string) string {
 	t.Helper()
-	rec := f.submit(t, "192.0.2.10:4000", code)
+	return f.alice.mustCallback(t, f, code)
+}
+
+// browser is one browser: a client address and its cookie jar.
+type browser struct {
+	remote  string
+	cookies map[string]*http.Cookie
+}
+
+func newBrowser(remote string) *browser {
+	return &browser{remote: remote, cookies: map[string]*http.Cookie{}}
+}
+
+// do serves r from this browser: its address and cookies go with it, and
+// the cookies the answer sets are kept.
+func (b *browser) do(f *fixture, r *http.Request) *httptest.ResponseRecorder {
+	r.RemoteAddr = b.remote
+	for _, c := range b.cookies {
+		r.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	rec := f.serve(r)
+	for _, c := range rec.Result().Cookies() {
+		if c.MaxAge < 0 {
+			delete(b.cookies, c.Name)
+		} else {
+			b.cookies[c.Name] = c
+		}
+	}
+	return rec
+}
+
+func (b *browser) get(f *fixture, target string) *httptest.ResponseRecorder {
+	return b.do(f, httptest.NewRequest(http.MethodGet, target, nil))
+}
+
+// submit GETs the form and posts code with its CSRF token.
+func (b *browser) submit(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
+	t.Helper()
+	rec := b.get(f, "/link")
+	m := csrfField.FindStringSubmatch(rec.Body.String())
+	if rec.Code != http.StatusOK || m == nil {
+		t.Fatalf("GET /link = %d without a csrf field", rec.Code)
+	}
+	form := url.Values{"code": {code}, "csrf": {m[1]}}
+	r := httptest.NewRequest(http.MethodPost, "/link", strings.NewReader(form.Encode()))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	return b.do(f, r)
+}
+
+// mustCallback enters code, follows the redirect to the provider and
+// returns the callback target the provider sends this browser to.
+func (b *browser) mustCallback(t *testing.T, f *fixture, code string) string {
+	t.Helper()
+	rec := b.submit(t, f, code)
 	if rec.Code != http.StatusSeeOther {
 		t.Fatalf("POST /link = %d, want 303; body %s", rec.Code, rec.Body)
 	}
-	cb := f.provider.MustAuthorize(t, rec.Header().Get("Location"))
-	return httptest.NewRequest(http.MethodGet, cb.RequestURI(), nil)
+	return f.provider.MustAuthorize(t, rec.Header().Get("Location")).RequestURI()
+}
+
+// query returns the query of a callback target.
+func query(t *testing.T, target string) url.Values {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query()
 }
 
 func (f *fixture) entry(t *testing.T, path string) *gateway.Entry {
@@ -265,49 +326,53 @@ func (f *fixture) assertNoSecretsInLogs(t *testing.T) {
 	}
 }
 
-func TestStateSigning(t *testing.T) {
+func TestStateSealing(t *testing.T) {
 	f := newFixture(t)
-	key := bytes.Repeat([]byte{7}, 32)
-	other := bytes.Repeat([]byte{8}, 32)
+	aead, err := f.l.stateAEAD(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := &Linker{now: f.clock.Now}
+	otherAEAD, err := other.setKey(bytes.Repeat([]byte{8}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
 	now := f.clock.Now()
-	good := f.l.signState(key, state{Code: "123456", Nonce: "n0nce", Expires: now.Add(StateTTL).Unix()})
-	payload, sig, _ := strings.Cut(good, ".")
-	forged, _ := json.Marshal(state{Code: "654321", Nonce: "n0nce", Expires: now.Add(StateTTL).Unix()})
-	flip := func(s string) string {
+	good := sealState(aead, state{Code: "123456", Nonce: "n0nce", Expires: now.Add(FlowTTL).Unix()})
+	flip := func(s string, i int) string {
 		b := []byte(s)
-		if b[len(b)/2] == 'A' {
-			b[len(b)/2] = 'B'
+		if b[i] == 'A' {
+			b[i] = 'B'
 		} else {
-			b[len(b)/2] = 'A'
+			b[i] = 'A'
 		}
 		return string(b)
 	}
 	tests := []struct {
 		name    string
-		key     []byte
 		raw     string
 		advance time.Duration
 		wantErr string
 	}{
-		{name: "valid", key: key, raw: good},
-		{name: "valid until the last second", key: key, raw: good, advance: StateTTL},
-		{name: "tampered payload", key: key, raw: base64.RawURLEncoding.EncodeToString(forged) + "." + sig, wantErr: "signature"},
-		{name: "tampered signature", key: key, raw: payload + "." + flip(sig), wantErr: "signature"},
-		{name: "signature of another payload", key: key, raw: flip(payload) + "." + sig, wantErr: "signature"},
-		{name: "truncated signature", key: key, raw: payload + "." + sig[:10], wantErr: "signature"},
-		{name: "expired", key: key, raw: good, advance: StateTTL + time.Second, wantErr: "expired"},
-		{name: "wrong key", key: other, raw: good, wantErr: "signature"},
-		{name: "no signature", key: key, raw: payload, wantErr: "malformed"},
-		{name: "empty", key: key, raw: "", wantErr: "malformed"},
-		{name: "signed garbage", key: key, raw: signRaw(key, "not-base64!"), wantErr: "malformed"},
+		{name: "valid", raw: good},
+		{name: "valid until the last second", raw: good, advance: FlowTTL},
+		{name: "tampered nonce", raw: flip(good, 3), wantErr: "authenticate"},
+		{name: "tampered payload", raw: flip(good, len(good)/2), wantErr: "authenticate"},
+		{name: "tampered tag", raw: flip(good, len(good)-3), wantErr: "authenticate"},
+		{name: "truncated", raw: good[:len(good)-4], wantErr: "authenticate"},
+		{name: "expired", raw: good, advance: FlowTTL + time.Second, wantErr: "expired"},
+		{name: "sealed with another key", raw: sealState(otherAEAD, state{Code: "123456", Nonce: "n0nce", Expires: now.Add(FlowTTL).Unix()}), wantErr: "authenticate"},
+		{name: "empty", raw: "", wantErr: "malformed"},
+		{name: "not base64", raw: "!!!!", wantErr: "malformed"},
+		{name: "too short", raw: "AAAA", wantErr: "malformed"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f.clock.Set(now.Add(tc.advance))
-			st, err := f.l.verifyState(tc.key, tc.raw)
+			st, err := f.l.openState(aead, tc.raw)
 			if tc.wantErr == "" {
 				if err != nil {
-					t.Fatalf("verifyState: %v", err)
+					t.Fatalf("openState: %v", err)
 				}
 				if st.Code != "123456" || st.Nonce != "n0nce" {
 					t.Fatalf("state = %+v", st)
@@ -315,38 +380,51 @@ func TestStateSigning(t *testing.T) {
 				return
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("verifyState = %+v, %v; want an error about %q", st, err, tc.wantErr)
+				t.Fatalf("openState = %+v, %v; want an error about %q", st, err, tc.wantErr)
 			}
 		})
 	}
-}
-
-// signRaw signs an arbitrary payload as signState signs its JSON.
-func signRaw(key []byte, payload string) string {
-	mac := hmac.New(sha256.New, key)
-	mac.Write([]byte(payload))
-	return payload + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
+	// Two seals of the same state differ (a fresh nonce each), and the
+	// code cannot be read from either.
+	again := sealState(aead, state{Code: "123456", Nonce: "n0nce", Expires: now.Add(FlowTTL).Unix()})
+	if again == good {
+		t.Fatal("two seals of one state are equal")
+	}
+	for _, raw := range []string{good, again} {
+		b, _ := base64.RawURLEncoding.DecodeString(raw)
+		if bytes.Contains(b, []byte("123456")) || strings.Contains(raw, "123456") || bytes.Contains(b, []byte(`"c"`)) {
+			t.Fatalf("the state %s shows its content", raw)
+		}
+	}
 }
 
 func TestStateKeyIsCreatedOnceInTheStore(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	k1, err := f.l.stateKey(ctx)
-	if err != nil || len(k1) < 32 {
-		t.Fatalf("stateKey = %d bytes, %v", len(k1), err)
+	a1, err := f.l.stateAEAD(ctx)
+	if err != nil {
+		t.Fatalf("stateAEAD: %v", err)
 	}
 	e := f.entry(t, stateKeyPath)
-	if got, _ := base64.StdEncoding.DecodeString(e.Data["key"].Reveal()); !bytes.Equal(got, k1) {
-		t.Fatal("the state key in the store differs from the one in use")
+	if got, _ := base64.StdEncoding.DecodeString(e.Data["key"].Reveal()); len(got) != 32 {
+		t.Fatalf("the state key in the store is %d bytes", len(got))
 	}
-	// A second replica over the same store agrees on the key.
+	// A second replica over the same store agrees on the key: it opens
+	// the first one's states.
 	other, err := New(f.cfg, f.store, Options{Now: f.clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	k2, err := other.stateKey(ctx)
-	if err != nil || !bytes.Equal(k1, k2) {
-		t.Fatalf("second replica's key differs (%v)", err)
+	a2, err := other.stateAEAD(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := sealState(a1, state{Code: "000001", Nonce: "x", Expires: f.clock.Now().Add(time.Minute).Unix()})
+	if st, err := other.openState(a2, raw); err != nil || st.Code != "000001" {
+		t.Fatalf("second replica cannot open the first one's state: %+v, %v", st, err)
+	}
+	if v := f.entry(t, stateKeyPath).Version; v != e.Version {
+		t.Fatalf("the key was written again (version %d -> %d)", e.Version, v)
 	}
 }
 
@@ -460,7 +538,7 @@ func TestUsedCodeIsNeverHandedOutAgain(t *testing.T) {
 	t.Run("a used code stays burnt after linking", func(t *testing.T) {
 		f := newFixture(t)
 		code := f.MustCode(t, testUser, "github")
-		if rec := f.serve(f.MustCallback(t, code)); rec.Code != http.StatusOK {
+		if rec := f.alice.get(f, f.MustCallback(t, code)); rec.Code != http.StatusOK {
 			t.Fatalf("callback = %d: %s", rec.Code, rec.Body)
 		}
 		e := f.entry(t, "link-codes/"+code)
@@ -631,7 +709,9 @@ func TestCSRFCookie(t *testing.T) {
 	if c.Value != tok || len(tok) < 32 {
 		t.Fatalf("cookie %q and form token %q", c.Value, tok)
 	}
-	if !c.HttpOnly || !c.Secure || c.SameSite != http.SameSiteStrictMode || c.Path != "/link" {
+	// public_url is https: the cookie is __Host- prefixed, so it must be
+	// Secure, host-only and for path /.
+	if c.Name != "__Host-"+csrfCookie || !c.HttpOnly || !c.Secure || c.SameSite != http.SameSiteStrictMode || c.Path != "/" || c.Domain != "" {
 		t.Fatalf("cookie attributes: %+v", c)
 	}
 	if c2, tok2 := f.form(t, "192.0.2.5:1"); c2.Value == c.Value || tok2 == tok {
@@ -675,16 +755,39 @@ func TestSubmitRedirectsToProvider(t *testing.T) {
 				}
 			}
 			e := f.entry(t, "link-codes/"+code)
-			key, err := f.l.stateKey(context.Background())
+			aead, err := f.l.stateAEAD(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, err := f.l.verifyState(key, q.Get("state"))
+			st, err := f.l.openState(aead, q.Get("state"))
 			if err != nil {
-				t.Fatalf("state does not verify: %v", err)
+				t.Fatalf("state does not open: %v", err)
 			}
 			if st.Code != code || st.Nonce == "" || st.Nonce != e.Data["nonce"].Reveal() {
 				t.Fatalf("state %+v is not bound to the code entry %v", st, e.Data)
+			}
+			if strings.Contains(loc.String(), code) || strings.Contains(loc.String(), testUser) {
+				t.Fatalf("the provider URL shows the code or the user: %s", loc)
+			}
+			// The browser that entered the code got the binding cookie,
+			// and the entry keeps only its hash.
+			var binding *http.Cookie
+			for _, c := range rec.Result().Cookies() {
+				if c.Name == "__Host-"+bindingCookie {
+					binding = c
+				}
+			}
+			if binding == nil || len(binding.Value) < 40 {
+				t.Fatalf("no binding cookie in %v", rec.Result().Cookies())
+			}
+			if !binding.HttpOnly || !binding.Secure || binding.SameSite != http.SameSiteLaxMode || binding.Path != "/" || binding.Domain != "" {
+				t.Fatalf("binding cookie attributes: %+v", binding)
+			}
+			if got := e.Data[fieldBrowser].Reveal(); got != browserHash(binding.Value).Reveal() || strings.Contains(got, binding.Value) {
+				t.Fatalf("entry browser %q is not the hash of the cookie", got)
+			}
+			if e.Data[fieldSubmissions].Reveal() != "1" {
+				t.Fatalf("submissions = %q, want 1", e.Data[fieldSubmissions])
 			}
 			verifier := e.Data["pkce_verifier"].Reveal()
 			if !tc.pkce {
@@ -715,7 +818,7 @@ func TestCallbackLinks(t *testing.T) {
 				t.Fatal(err)
 			}
 			code := f.MustCode(t, testUser, service)
-			rec := f.serve(f.MustCallback(t, code))
+			rec := f.alice.get(f, f.MustCallback(t, code))
 			if rec.Code != http.StatusOK {
 				t.Fatalf("callback = %d: %s", rec.Code, rec.Body)
 			}
@@ -756,10 +859,10 @@ func TestCallbackFailures(t *testing.T) {
 			name: "replayed callback",
 			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
 				cb := f.MustCallback(t, code)
-				if rec := f.serve(cb); rec.Code != http.StatusOK {
+				if rec := f.alice.get(f, cb); rec.Code != http.StatusOK {
 					t.Fatalf("first callback = %d", rec.Code)
 				}
-				return f.serve(httptest.NewRequest(http.MethodGet, cb.URL.RequestURI(), nil))
+				return f.alice.get(f, cb)
 			},
 			wantStatus: http.StatusGone, wantText: "already used", burnt: true,
 		},
@@ -767,38 +870,40 @@ func TestCallbackFailures(t *testing.T) {
 			name: "garbage state",
 			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
 				f.MustCallback(t, code)
-				return f.serve(httptest.NewRequest(http.MethodGet, "/link/callback?code=abc&state=garbage", nil))
+				return f.alice.get(f, "/link/callback?code=abc&state=garbage")
 			},
 			wantStatus: http.StatusBadRequest, wantText: "not valid",
 		},
 		{
 			name: "no state",
 			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
-				return f.serve(httptest.NewRequest(http.MethodGet, "/link/callback?code=abc", nil))
+				return f.alice.get(f, "/link/callback?code=abc")
 			},
 			wantStatus: http.StatusBadRequest, wantText: "not valid",
 		},
 		{
 			name: "tampered state",
 			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
-				cb := f.MustCallback(t, code)
-				q := cb.URL.Query()
+				q := query(t, f.MustCallback(t, code))
 				st := q.Get("state")
 				q.Set("state", st[:len(st)-2]+"AA")
-				return f.serve(httptest.NewRequest(http.MethodGet, "/link/callback?"+q.Encode(), nil))
+				return f.alice.get(f, "/link/callback?"+q.Encode())
 			},
 			wantStatus: http.StatusBadRequest, wantText: "not valid",
 		},
 		{
-			name: "state signed with another key",
+			name: "state sealed with another key",
 			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
-				cb := f.MustCallback(t, code)
+				q := query(t, f.MustCallback(t, code))
 				e := f.entry(t, "link-codes/"+code)
 				key := make([]byte, 32)
 				_, _ = rand.Read(key)
-				q := cb.URL.Query()
-				q.Set("state", f.l.signState(key, state{Code: code, Nonce: e.Data["nonce"].Reveal(), Expires: f.clock.Now().Add(time.Minute).Unix()}))
-				return f.serve(httptest.NewRequest(http.MethodGet, "/link/callback?"+q.Encode(), nil))
+				aead, err := (&Linker{}).setKey(key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				q.Set("state", sealState(aead, state{Code: code, Nonce: e.Data["nonce"].Reveal(), Expires: f.clock.Now().Add(time.Minute).Unix()}))
+				return f.alice.get(f, "/link/callback?"+q.Encode())
 			},
 			wantStatus: http.StatusBadRequest, wantText: "not valid",
 		},
@@ -807,27 +912,18 @@ func TestCallbackFailures(t *testing.T) {
 			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
 				old := f.MustCallback(t, code)
 				f.MustCallback(t, code) // the user pressed back and submitted again
-				return f.serve(old)
-			},
-			wantStatus: http.StatusBadRequest, wantText: "not valid",
-		},
-		{
-			name: "expired state",
-			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
-				cb := f.MustCallback(t, code)
-				f.clock.Add(StateTTL + time.Second)
-				return f.serve(cb)
+				return f.alice.get(f, old)
 			},
 			wantStatus: http.StatusBadRequest, wantText: "not valid",
 		},
 		{
 			// The code's expiry counts when it is entered; the trip
-			// through the provider is bounded by the state's StateTTL.
+			// through the provider is bounded by the state's FlowTTL.
 			name: "state expired while at the provider",
 			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
 				cb := f.MustCallback(t, code)
-				f.clock.Add(StateTTL + time.Second)
-				return f.serve(cb)
+				f.clock.Add(FlowTTL + time.Second)
+				return f.alice.get(f, cb)
 			},
 			wantStatus: http.StatusBadRequest, wantText: "not valid",
 		},
@@ -835,39 +931,36 @@ func TestCallbackFailures(t *testing.T) {
 			name: "user denied at the provider",
 			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
 				f.provider.SetDeny(true)
-				return f.serve(f.MustCallback(t, code))
+				return f.alice.get(f, f.MustCallback(t, code))
 			},
 			wantStatus: http.StatusBadRequest, wantText: "cancelled",
 		},
 		{
 			name: "provider error",
 			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
-				cb := f.MustCallback(t, code)
-				q := cb.URL.Query()
+				q := query(t, f.MustCallback(t, code))
 				q.Del("code")
 				q.Set("error", "server_error")
 				q.Set("error_description", "secret detail "+testClientSecret)
-				return f.serve(httptest.NewRequest(http.MethodGet, "/link/callback?"+q.Encode(), nil))
+				return f.alice.get(f, "/link/callback?"+q.Encode())
 			},
 			wantStatus: http.StatusBadRequest, wantText: "did not link",
 		},
 		{
 			name: "callback without code",
 			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
-				cb := f.MustCallback(t, code)
-				q := cb.URL.Query()
+				q := query(t, f.MustCallback(t, code))
 				q.Del("code")
-				return f.serve(httptest.NewRequest(http.MethodGet, "/link/callback?"+q.Encode(), nil))
+				return f.alice.get(f, "/link/callback?"+q.Encode())
 			},
 			wantStatus: http.StatusBadRequest, wantText: "no authorization",
 		},
 		{
 			name: "provider refuses the exchange",
 			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
-				cb := f.MustCallback(t, code)
-				q := cb.URL.Query()
+				q := query(t, f.MustCallback(t, code))
 				q.Set("code", "not-issued")
-				return f.serve(httptest.NewRequest(http.MethodGet, "/link/callback?"+q.Encode(), nil))
+				return f.alice.get(f, "/link/callback?"+q.Encode())
 			},
 			wantStatus: http.StatusBadGateway, wantText: "did not accept", burnt: true,
 		},
@@ -876,7 +969,7 @@ func TestCallbackFailures(t *testing.T) {
 			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
 				cb := f.MustCallback(t, code)
 				_, _ = f.store.Write(context.Background(), gateway.ServicePath("github"), gateway.SecretData{auth.FieldClientSecret: "cs-wrong-secret-value"}, -1)
-				return f.serve(cb)
+				return f.alice.get(f, cb)
 			},
 			wantStatus: http.StatusBadGateway, wantText: "did not accept", burnt: true,
 		},
@@ -887,6 +980,28 @@ func TestCallbackFailures(t *testing.T) {
 				return f.submit(t, "192.0.2.20:1", code)
 			},
 			wantStatus: http.StatusGone, wantText: "expired",
+		},
+		{
+			// The account-takeover attack of issue 11: the attacker
+			// enters her own code and sends the provider URL to a victim,
+			// whose browser never saw voicegw.
+			name: "provider URL opened in another browser",
+			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
+				cb := f.MustCallback(t, code)
+				return newBrowser("203.0.113.66:1").get(f, cb)
+			},
+			wantStatus: http.StatusForbidden, wantText: "started in a different browser",
+		},
+		{
+			name: "binding cookie of another flow",
+			run: func(t *testing.T, f *fixture, code string) *httptest.ResponseRecorder {
+				cb := f.MustCallback(t, code)
+				other := f.MustCode(t, testUser2, "github")
+				bob := newBrowser("203.0.113.67:1")
+				bob.mustCallback(t, f, other) // bob has a binding cookie, for his own code
+				return bob.get(f, cb)
+			},
+			wantStatus: http.StatusForbidden, wantText: "started in a different browser",
 		},
 		{
 			name: "unknown page",
@@ -936,12 +1051,16 @@ func TestSecurityHeadersOnEveryPage(t *testing.T) {
 	pages["GET /link"] = f.serve(httptest.NewRequest(http.MethodGet, "/link", nil))
 	pages["POST /link wrong code"] = f.submit(t, "192.0.2.30:1", wrong)
 	pages["POST /link without csrf"] = f.post("192.0.2.30:1", nil, "", code)
-	pages["POST /link redirect"] = f.submit(t, "192.0.2.30:1", code)
 	cb := f.MustCallback(t, code)
+	pages["POST /link in use elsewhere"] = f.submit(t, "192.0.2.30:1", code)
+	pages["GET /link/callback other browser"] = f.serve(httptest.NewRequest(http.MethodGet, cb, nil))
 	pages["GET /link/callback bad state"] = f.serve(httptest.NewRequest(http.MethodGet, "/link/callback?state=x", nil))
-	pages["GET /link/callback success"] = f.serve(cb)
-	pages["GET /link/callback replayed"] = f.serve(httptest.NewRequest(http.MethodGet, cb.URL.RequestURI(), nil))
+	pages["GET /link/callback success"] = f.alice.get(f, cb)
+	pages["GET /link/callback replayed"] = f.alice.get(f, cb)
 	pages["GET /link/nothing"] = f.serve(httptest.NewRequest(http.MethodGet, "/link/nothing", nil))
+	pages["HEAD /link"] = f.serve(httptest.NewRequest(http.MethodHead, "/link", nil))
+	pages["PUT /link"] = f.serve(httptest.NewRequest(http.MethodPut, "/link", nil))
+	pages["POST /link/callback"] = f.serve(httptest.NewRequest(http.MethodPost, "/link/callback", nil))
 	for range WrongCodes {
 		f.submit(t, "192.0.2.31:1", wrong)
 	}
@@ -961,9 +1080,15 @@ func TestSecurityHeadersOnEveryPage(t *testing.T) {
 				}
 			}
 			csp := rec.Header().Get("Content-Security-Policy")
-			for _, d := range []string{"default-src 'none'", "frame-ancestors 'none'", "base-uri 'none'"} {
+			wantAction := "form-action 'self' " + f.provider.URL + ";"
+			for _, d := range []string{"default-src 'none'", "frame-ancestors 'none'", "base-uri 'none'", wantAction} {
 				if !strings.Contains(csp, d) {
 					t.Errorf("CSP %q lacks %q", csp, d)
+				}
+			}
+			for _, src := range strings.Fields(strings.ReplaceAll(csp, ";", " ")) {
+				if src == "https:" || src == "http:" || src == "*" {
+					t.Errorf("CSP %q allows %s", csp, src)
 				}
 			}
 		})
@@ -995,7 +1120,7 @@ func TestPagesAreAccessible(t *testing.T) {
 func TestLogsHaveNoSecrets(t *testing.T) {
 	f := newFixture(t)
 	code := f.MustCode(t, testUser, "github")
-	if rec := f.serve(f.MustCallback(t, code)); rec.Code != http.StatusOK {
+	if rec := f.alice.get(f, f.MustCallback(t, code)); rec.Code != http.StatusOK {
 		t.Fatalf("callback = %d", rec.Code)
 	}
 	f.submit(t, "192.0.2.40:1", code)
@@ -1038,32 +1163,216 @@ func TestWrongCodeWindow(t *testing.T) {
 	if rec := f.submit(t, client, wrong); rec.Code != http.StatusTooManyRequests {
 		t.Fatalf("attempt with ten in the window = %d, want 429", rec.Code)
 	}
-	// A right code is not counted: a user who finally gets it right after
-	// a few typos can link again later without being limited.
-	f2 := newFixture(t)
-	code2 := f2.MustCode(t, testUser, "github")
-	for i := 0; i < WrongCodes+5; i++ {
-		if rec := f2.submit(t, "198.51.100.10:1", code2); rec.Code != http.StatusSeeOther {
-			t.Fatalf("right code #%d = %d, want 303", i+1, rec.Code)
+}
+
+// TestEverySubmissionCounts: a right code is counted too, and a code
+// accepts at most MaxSubmissions submissions, so one valid code cannot
+// buy unlimited writes to the secret store (issue 11: 300 POSTs of one
+// code took its entry to version 301).
+func TestEverySubmissionCounts(t *testing.T) {
+	f := newFixture(t)
+	code := f.MustCode(t, testUser, "github")
+	before := f.entry(t, "link-codes/"+code).Version
+	b := newBrowser("198.51.100.10:1")
+	for i := 1; i <= MaxSubmissions; i++ {
+		if rec := b.submit(t, f, code); rec.Code != http.StatusSeeOther {
+			t.Fatalf("submission #%d = %d, want 303", i, rec.Code)
 		}
+	}
+	for i := MaxSubmissions + 1; i <= WrongCodes; i++ {
+		rec := b.submit(t, f, code)
+		if rec.Code != http.StatusGone || !strings.Contains(rec.Body.String(), "too many times") {
+			t.Fatalf("submission #%d = %d, want 410 (code used up): %s", i, rec.Code, rec.Body)
+		}
+	}
+	if rec := b.submit(t, f, code); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("submission #%d = %d, want 429: every submission counts", WrongCodes+1, rec.Code)
+	}
+	if got := f.entry(t, "link-codes/"+code).Version - before; got != MaxSubmissions {
+		t.Fatalf("%d submissions wrote the code entry %d times, want %d", WrongCodes+1, got, MaxSubmissions)
+	}
+	// A spent code is not repeated to the user: asking again gives a new one.
+	if again := f.MustCode(t, testUser, "github"); again == code {
+		t.Fatal("the used-up code was spoken again")
 	}
 }
 
-// TestCodeNumbersAreRecycledLongAfterExpiry: a code's number can be drawn
-// again only a day after it expired, when it can no longer be redeemed.
-func TestCodeNumbersAreRecycledLongAfterExpiry(t *testing.T) {
+// TestCodeNumbersAreRecycledOnceFlowsAreOver: a code's number can be
+// drawn again once the code expired and no flow of it can still complete
+// (a flow starts before expiry and lasts FlowTTL), so that creating codes
+// cannot exhaust the number space for long.
+func TestCodeNumbersAreRecycledOnceFlowsAreOver(t *testing.T) {
 	f := newFixture(t)
-	old := f.MustCode(t, testUser, "github")
-	f.clock.Add(CodeTTL + RecycleAfter + time.Minute)
-	l, err := New(f.cfg, f.store, Options{Now: f.clock.Now})
+	ctx := context.Background()
+	code := f.MustCode(t, testUser, "github")
+	f.clock.Add(CodeTTL - time.Second)
+	cb := f.MustCallback(t, code) // the latest flow a code can have
+	f.clock.Add(FlowTTL)          // the flow's last second
+	if v := f.l.recyclable(ctx, code); v != 0 {
+		t.Fatal("a code whose last flow may still complete is recyclable")
+	}
+	if rec := f.alice.get(f, cb); rec.Code != http.StatusOK {
+		t.Fatalf("the last flow's callback = %d, want 200: %s", rec.Code, rec.Body)
+	}
+	f.clock.Add(2 * time.Second)
+	if v := f.l.recyclable(ctx, code); v == 0 {
+		t.Fatal("a code expired and past the flow window is not recyclable")
+	}
+	fresh := f.MustCode(t, testUser2, "github")
+	if v := f.l.recyclable(ctx, fresh); v != 0 {
+		t.Fatalf("a live code is recyclable (version %d)", v)
+	}
+	if RecycleAfter > time.Hour {
+		t.Fatalf("RecycleAfter %v: codes stay taken long after they can be used", RecycleAfter)
+	}
+}
+
+// TestCodeInFlightCannotBeHijacked: while Carol's flow for her code is
+// fresh, another browser's submission of the same code is refused and
+// leaves her flow alone (issue 11: it used to replace her nonce).
+func TestCodeInFlightCannotBeHijacked(t *testing.T) {
+	f := newFixture(t)
+	code := f.MustCode(t, testUser, "github")
+	carol := newBrowser("192.0.2.50:1")
+	cb := carol.mustCallback(t, f, code)
+	before := f.entry(t, "link-codes/"+code)
+
+	mallory := newBrowser("203.0.113.5:1")
+	rec := mallory.submit(t, f, code)
+	if rec.Code != http.StatusConflict || rec.Header().Get("Location") != "" {
+		t.Fatalf("second browser's submission = %d (Location %q), want 409", rec.Code, rec.Header().Get("Location"))
+	}
+	if !strings.Contains(rec.Body.String(), "another browser") {
+		t.Fatalf("409 page does not say why: %s", rec.Body)
+	}
+	if after := f.entry(t, "link-codes/"+code); after.Version != before.Version {
+		t.Fatalf("the refused submission wrote the code entry (%d -> %d)", before.Version, after.Version)
+	}
+	if rec := carol.get(f, cb); rec.Code != http.StatusOK {
+		t.Fatalf("Carol's callback = %d after the hijack attempt: %s", rec.Code, rec.Body)
+	}
+	e := f.entry(t, gateway.UserPath(testUser, "github"))
+	if e.Data[auth.FieldAccessToken].Reveal() != f.provider.LastToken().Access {
+		t.Fatal("Carol's token was not stored")
+	}
+	// The binding cookie is cleared once the flow is done.
+	if _, ok := carol.cookies["__Host-"+bindingCookie]; ok {
+		t.Error("the binding cookie outlived the flow")
+	}
+}
+
+// TestFlowRestartsOnlyInItsBrowser: the browser that entered a code may
+// enter it again (pressing back); its earlier provider URL then stops
+// working, and the new one works.
+func TestFlowRestartsOnlyInItsBrowser(t *testing.T) {
+	f := newFixture(t)
+	code := f.MustCode(t, testUser, "github")
+	first := f.MustCallback(t, code)
+	second := f.MustCallback(t, code)
+	if rec := f.alice.get(f, first); rec.Code != http.StatusBadRequest {
+		t.Fatalf("the superseded callback = %d, want 400", rec.Code)
+	}
+	if rec := f.alice.get(f, second); rec.Code != http.StatusOK {
+		t.Fatalf("the current callback = %d, want 200: %s", rec.Code, rec.Body)
+	}
+}
+
+// TestCodeCeiling: beyond the process's ceiling on new codes the user
+// hears to try again in a minute, no code is written, and it is counted.
+func TestCodeCeiling(t *testing.T) {
+	f := newFixture(t)
+	obs := &stepCounter{}
+	l, err := New(f.cfg, f.store, Options{Now: f.clock.Now, Limits: NewLimits(6), Observer: obs})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v := l.recyclable(context.Background(), old); v == 0 {
-		t.Fatal("a code expired over a day ago is not recyclable")
+	ctx := context.Background()
+	text, err := l.Instructions(ctx, f.cfg.Services["github"], testUser)
+	if err != nil || !spokenPattern.MatchString(text) {
+		t.Fatalf("first code: %q, %v", text, err)
 	}
-	fresh := f.MustCode(t, testUser2, "github")
-	if v := l.recyclable(context.Background(), fresh); v != 0 {
-		t.Fatalf("a live code is recyclable (version %d)", v)
+	// Repeating a pending code is not a new code: the ceiling does not apply.
+	if again, _ := l.Instructions(ctx, f.cfg.Services["github"], testUser); again != text {
+		t.Fatalf("repeat = %q, want %q", again, text)
+	}
+	text, err = l.Instructions(ctx, f.cfg.Services["github"], testUser2)
+	if err != nil || text != Busy {
+		t.Fatalf("beyond the ceiling: %q, %v; want %q", text, err, Busy)
+	}
+	if _, err := f.store.Read(ctx, "link-codes/pending/"+testUser2+"/github"); !errors.Is(err, gateway.ErrNotFound) {
+		t.Fatalf("a code was created beyond the ceiling (%v)", err)
+	}
+	if got := obs.get("code", "ceiling"); got != 1 {
+		t.Fatalf("ceiling counted %d times, want 1", got)
+	}
+	if got := obs.get("code", "created") + obs.get("code", "repeated"); got != 2 {
+		t.Fatalf("created+repeated = %d, want 2", got)
+	}
+	f.clock.Add(10 * time.Second) // 6 a minute: one every 10 s
+	if text, _ := l.Instructions(ctx, f.cfg.Services["github"], testUser2); !spokenPattern.MatchString(text) {
+		t.Fatalf("after the ceiling refilled: %q", text)
+	}
+}
+
+type stepCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *stepCounter) LinkStep(step, result string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[string]int{}
+	}
+	c.n[step+"/"+result]++
+}
+
+func (c *stepCounter) get(step, result string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[step+"/"+result]
+}
+
+// TestLimiterSurvivesReload: a linker built for a new configuration with
+// the same Limits keeps a blocked client blocked.
+func TestLimiterSurvivesReload(t *testing.T) {
+	f := newFixture(t)
+	limits := NewLimits(0)
+	l1, _ := New(f.cfg, f.store, Options{Now: f.clock.Now, Limits: limits})
+	f.l = l1
+	for range WrongCodes {
+		f.submit(t, "198.51.100.77:1", "000000")
+	}
+	l2, _ := New(f.cfg, f.store, Options{Now: f.clock.Now, Limits: limits})
+	f.l = l2
+	if rec := f.submit(t, "198.51.100.77:2", "000000"); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("after a reload the blocked client got %d, want 429", rec.Code)
+	}
+	// IPv6: another address of the same /64 is the same client.
+	for range WrongCodes {
+		f.submit(t, "[2001:db8:5:6::1]:1", "000000")
+	}
+	if rec := f.submit(t, "[2001:db8:5:6:ffff::9]:1", "000000"); rec.Code != http.StatusTooManyRequests {
+		t.Fatalf("another address of the /64 got %d, want 429", rec.Code)
+	}
+	if rec := f.submit(t, "[2001:db8:5:7::1]:1", "000000"); rec.Code != http.StatusBadRequest {
+		t.Fatalf("an address of another /64 got %d, want 400", rec.Code)
+	}
+}
+
+// TestDenialEndsTheFlow: after the user cancels at the provider, the code
+// is free again, in this browser or another (a phone, then a laptop).
+func TestDenialEndsTheFlow(t *testing.T) {
+	f := newFixture(t)
+	code := f.MustCode(t, testUser, "github")
+	f.provider.SetDeny(true)
+	if rec := f.alice.get(f, f.MustCallback(t, code)); rec.Code != http.StatusBadRequest {
+		t.Fatalf("denied callback = %d", rec.Code)
+	}
+	f.provider.SetDeny(false)
+	laptop := newBrowser("192.0.2.90:1")
+	if rec := laptop.get(f, laptop.mustCallback(t, f, code)); rec.Code != http.StatusOK {
+		t.Fatalf("linking in another browser after a denial = %d: %s", rec.Code, rec.Body)
 	}
 }

@@ -21,6 +21,7 @@ type Metrics struct {
 	turns    *prometheus.CounterVec
 	calls    *prometheus.CounterVec
 	callTime *prometheus.HistogramVec
+	link     *prometheus.CounterVec
 }
 
 var buckets = []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2, 4, 6, 8}
@@ -53,8 +54,12 @@ func New() *Metrics {
 			Help:    "Time of one upstream call, retries included.",
 			Buckets: buckets,
 		}, []string{"service"}),
+		link: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "voicegw_link_steps_total",
+			Help: "Account-linking steps by result: code (created, repeated, ceiling, error), submit (redirect, wrong, limited, other_browser, spent, used, expired, csrf, …), callback (linked, other_browser, invalid, used, denied, exchange_failed, error).",
+		}, []string{"step", "result"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.turns, m.calls, m.callTime,
+	reg.MustRegister(m.requests, m.latency, m.turns, m.calls, m.callTime, m.link,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -78,6 +83,12 @@ func (m *Metrics) Turn(skill, intent, outcome string, took time.Duration) {
 func (m *Metrics) Call(service string, status int, took time.Duration) {
 	m.calls.WithLabelValues(service, strconv.Itoa(status)).Inc()
 	m.callTime.WithLabelValues(service).Observe(took.Seconds())
+}
+
+// LinkStep implements linking.Observer; step and result are fixed words
+// of the linking package, never request input.
+func (m *Metrics) LinkStep(step, result string) {
+	m.link.WithLabelValues(step, result).Inc()
 }
 
 // Handler serves the metrics in the Prometheus text format.

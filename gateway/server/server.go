@@ -13,11 +13,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
+
+	"github.com/voicegw/voicegw/templates"
 )
 
 // AlexaHandler serves one Alexa request; see alexa.Handler.
@@ -42,9 +45,27 @@ type Runtime struct {
 	Deadline time.Duration
 	// Ready reports whether dependencies answer (nil: ready).
 	Ready func(ctx context.Context) error
-	// Routes adds further routes (the account-linking pages) to a group
-	// that always dispatches to the current runtime.
+	// Link serves every method and path under /link (the account-linking
+	// pages); nil: linking is off and /link answers 404.
 	Link http.Handler
+	// ClientIP returns the client's address for rate limits and logs,
+	// believing X-Forwarded-For only from trusted proxies (nil: the peer).
+	ClientIP func(*http.Request) string
+}
+
+// ClientIPFunc returns the Runtime.ClientIP of server.trusted_proxies:
+// when the peer is in trusted, the client is the rightmost
+// X-Forwarded-For address that is not (SPEC 10); loopback and private
+// peers are trusted only when listed.
+func ClientIPFunc(trusted []*net.IPNet) func(*http.Request) string {
+	if len(trusted) == 0 {
+		return nil
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, n := range trusted {
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
 // Server serves the current runtime.
@@ -67,6 +88,7 @@ func New(rt *Runtime, metrics http.Handler, log *slog.Logger) *Server {
 	s := &Server{echo: e, log: log, ShutdownTimeout: 10 * time.Second}
 	s.current.Store(rt)
 	e.HTTPErrorHandler = s.errorHandler
+	e.Pre(s.clientAddr)
 	// A panic outside a turn (the alexa package recovers its own) becomes
 	// a logged 500, not a dropped connection.
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
@@ -82,10 +104,11 @@ func New(rt *Runtime, metrics http.Handler, log *slog.Logger) *Server {
 	if metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(metrics))
 	}
+	// Every method and path under /link goes to the linking pages, so
+	// that even a 404 or 405 there is a page with the security headers.
 	link := echo.WrapHandler(http.HandlerFunc(s.link))
-	e.GET("/link", link)
-	e.POST("/link", link)
-	e.GET("/link/*", link)
+	e.Any("/link", link)
+	e.Any("/link/*", link)
 	return s
 }
 
@@ -180,9 +203,23 @@ func (s *Server) ready(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
 
+// clientAddr replaces the request's RemoteAddr by the client's address
+// when the peer is a trusted proxy, so that the linking flow's limits and
+// every log line see the client, not the load balancer.
+func (s *Server) clientAddr(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if f := s.current.Load().ClientIP; f != nil {
+			req := c.Request()
+			req.RemoteAddr = net.JoinHostPort(f(req), "0")
+		}
+		return next(c)
+	}
+}
+
 func (s *Server) link(w http.ResponseWriter, r *http.Request) {
 	rt := s.current.Load()
 	if rt.Link == nil {
+		templates.SecurityHeaders(w.Header(), templates.StrictCSP)
 		http.Error(w, "account linking is not configured", http.StatusNotFound)
 		return
 	}
@@ -208,6 +245,9 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		msg = http.StatusText(status)
 	} else {
 		s.log.Error("request failed", "path", c.Path(), "error", err.Error())
+	}
+	if p := c.Request().URL.Path; p == "/link" || strings.HasPrefix(p, "/link/") {
+		templates.SecurityHeaders(c.Response().Header(), templates.StrictCSP)
 	}
 	_ = jsonError(c, status, msg)
 }
