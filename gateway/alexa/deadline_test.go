@@ -71,7 +71,9 @@ func (w *syncWriter) String() string {
 func TestHandlerKeepsDeadline(t *testing.T) {
 	MustUpstream(t, jsonHandler(200, `{}`))
 	store := &deafStore{SecretStore: inmem.New(nil), release: make(chan struct{})}
-	defer close(store.release)
+	// Released long after the deadline, so that a handler that waits for
+	// the engine fails here instead of hanging.
+	time.AfterFunc(2*time.Second, func() { close(store.release) })
 	logs := &syncWriter{}
 	h := MustPipeline(t, deafConfig, store)
 	h.Logger = slog.New(slog.NewJSONHandler(logs, nil))
