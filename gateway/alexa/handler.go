@@ -180,10 +180,16 @@ func newRequestID() string {
 	return "voicegw." + hex.EncodeToString(b[:])
 }
 
-// TimeoutAnswerer is implemented by an Engine that can answer a turn it
-// could not finish by its deadline with the turn's own `timeout` speech
-// (engine.Engine does); without it the handler speaks TimeoutSpeech.
+// TimeoutAnswerer is implemented by an Engine that knows which turns can
+// wait on a dependency and can answer one it could not finish by its
+// deadline with the turn's own `timeout` speech (engine.Engine does).
+// Without it every turn runs under the watchdog, and one held past its
+// deadline hears TimeoutSpeech.
 type TimeoutAnswerer interface {
+	// Waits reports whether the turn may wait on a dependency (it has
+	// calls to make); one that cannot runs without the watchdog.
+	Waits(t *gateway.Turn) bool
+	// TimedOut answers a turn held past its deadline.
 	TimedOut(t *gateway.Turn) *gateway.Reply
 }
 
@@ -196,7 +202,9 @@ const TimeoutSpeech = "Sorry, that is taking too long right now. Please try agai
 // and the engine's late reply is dropped.
 func (h *Handler) answer(ctx context.Context, log *slog.Logger, t *gateway.Turn) *gateway.Reply {
 	deadline, ok := ctx.Deadline()
-	if !ok {
+	ta, _ := h.Engine.(TimeoutAnswerer)
+	if !ok || (ta != nil && !ta.Waits(t)) {
+		// Nothing to watch: a goroutine hand-off costs about 25 us.
 		return h.turn(ctx, log, t)
 	}
 	done := make(chan *gateway.Reply, 1)
@@ -210,7 +218,7 @@ func (h *Handler) answer(ctx context.Context, log *slog.Logger, t *gateway.Turn)
 	}
 	log.LogAttrs(ctx, slog.LevelError, "turn overran its deadline",
 		slog.String("request_id", t.RequestID), slog.String("skill", t.Skill), slog.String("intent", t.Intent))
-	if ta, ok := h.Engine.(TimeoutAnswerer); ok {
+	if ta != nil {
 		return ta.TimedOut(t)
 	}
 	return &gateway.Reply{Speech: gateway.Speech{Text: TimeoutSpeech}, EndSession: true}
