@@ -19,19 +19,26 @@ import (
 // voicegw link put|show|rm --user U --service S [--token T | --token-file F]
 // [--refresh-token R] [--expires-in 1h]. show never prints a token in full.
 func cmdLink(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprintln(stderr, "link: want put, show or rm")
-		return 2
+	op := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		op, args = args[0], args[1:]
 	}
-	op := args[0]
-	fs, path := newFlags("link "+op, stderr)
-	user := fs.String("user", "", "Alexa `userId`")
-	service := fs.String("service", "", "linked `service` name")
-	token := fs.String("token", "", "access `token` (put)")
+	name := "link"
+	if op != "" {
+		name += " " + op
+	}
+	fs, path := newFlags(name, stderr)
+	user := fs.String("user", "", "Alexa `userId` whose token it is (amzn1.…)")
+	service := fs.String("service", "", "linked `service` name (auth type linked)")
+	token := fs.String("token", "", "access `token` to store (put)")
 	tokenFile := fs.String("token-file", "", "read the access token from `file` (put)")
-	refresh := fs.String("refresh-token", "", "refresh `token` (put)")
+	refresh := fs.String("refresh-token", "", "refresh `token` to store (put)")
 	expiresIn := fs.Duration("expires-in", 0, "token lifetime, e.g. 1h (put)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if code, ok := parse(fs, args, stdout); !ok {
+		return code
+	}
+	if op == "" {
+		fmt.Fprintln(stderr, "link: want put, show or rm (run 'voicegw link -h' for its flags)")
 		return 2
 	}
 	if fs.NArg() > 0 {

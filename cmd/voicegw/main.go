@@ -12,16 +12,20 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/voicegw/voicegw/gateway/alexa"
 	"github.com/voicegw/voicegw/gateway/config"
+	"github.com/voicegw/voicegw/gateway/engine"
 	"github.com/voicegw/voicegw/gateway/inmem"
 	"github.com/voicegw/voicegw/gateway/scenario"
 )
@@ -32,33 +36,19 @@ var (
 	commit  = "unknown"
 )
 
-const usage = `usage: voicegw COMMAND [flags]
-
-commands:
-  serve   -c FILE                          run the HTTP server
-  check   -c FILE                          validate a configuration offline
-  invoke  -c FILE --skill S (--launch | --intent I [--slot K=V]...) [--user U] [--session K=V]... [--json]
-  model   -c FILE --skill S [--locale en-US] print the Alexa interaction model
-  test    -c FILE [SCENARIO.yaml...]       run conversation scenarios
-  link    put|show|rm --user U --service S  manage linked tokens in Vault
-  version                                  print version information
-
-The config file defaults to $VOICEGW_CONFIG, else config.yaml.
-`
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usageText())
 		return 2
 	}
 	cmd, rest := args[0], args[1:]
 	switch cmd {
 	case "serve":
-		return cmdServe(rest, stderr)
+		return cmdServe(rest, stdout, stderr)
 	case "check":
 		return cmdCheck(rest, stdout, stderr)
 	case "invoke":
@@ -70,13 +60,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "link":
 		return cmdLink(rest, stdout, stderr)
 	case "version":
+		if len(rest) > 0 && isHelp(rest[0]) {
+			c, _ := lookupCommand("version")
+			fmt.Fprintf(stdout, "usage: voicegw %s\n\n%s\n", c.synopsis, c.summary)
+			return 0
+		}
 		fmt.Fprintf(stdout, "voicegw %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return 0
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+	case "help", "-h", "-help", "--help":
+		if len(rest) > 0 && !isHelp(rest[0]) {
+			if _, ok := lookupCommand(rest[0]); !ok {
+				fmt.Fprintf(stderr, "voicegw help: unknown command %q\n\n%s", rest[0], usageText())
+				return 2
+			}
+			return run([]string{rest[0], "-h"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usageText())
 		return 0
 	}
-	fmt.Fprintf(stderr, "voicegw: unknown command %q\n\n%s", cmd, usage)
+	fmt.Fprintf(stderr, "voicegw: unknown command %q\n\n%s", cmd, usageText())
 	return 2
 }
 
@@ -85,15 +87,6 @@ func defaultConfig() string {
 		return c
 	}
 	return "config.yaml"
-}
-
-// flags returns a flag set with -c and a parse helper that reports errors
-// and accepts flags after positional arguments.
-func newFlags(name string, stderr io.Writer) (*flag.FlagSet, *string) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg := fs.String("c", defaultConfig(), "configuration `file`")
-	return fs, cfg
 }
 
 // parseInterspersed parses flags that may follow positional arguments.
@@ -126,7 +119,11 @@ func loadConfig(path string, w io.Writer, warnings bool) *config.Config {
 
 func cmdCheck(args []string, stdout, stderr io.Writer) int {
 	fs, path := newFlags("check", stderr)
-	if err := fs.Parse(args); err != nil {
+	if code, ok := parse(fs, args, stdout); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "check: unexpected argument %q (the config is -c FILE)\n", fs.Arg(0))
 		return 2
 	}
 	cfg := loadConfig(*path, stdout, true)
@@ -141,9 +138,14 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
 }
 
-func cmdServe(args []string, stderr io.Writer) int {
+func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs, path := newFlags("serve", stderr)
-	if err := fs.Parse(args); err != nil {
+	secrets := fs.String("secrets", "", "load secrets from this YAML `file` into memory and use them in place of Vault (local development)")
+	if code, ok := parse(fs, args, stdout); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "serve: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	log := newLogger(stderr, slog.LevelInfo)
@@ -159,6 +161,18 @@ func cmdServe(args []string, stderr io.Writer) int {
 		return 1
 	}
 	d := newDeps(log)
+	if *secrets != "" {
+		store, problems := loadSecrets(*secrets)
+		for _, p := range problems {
+			log.Error("secrets", "problem", p.Error())
+		}
+		if store == nil {
+			return 1
+		}
+		d.useSecrets(store, *secrets)
+		log.Warn("secrets are not in Vault: serving them from memory, loaded from "+*secrets+", for local development only; links made through /link last until the process stops",
+			"file", *secrets)
+	}
 	rt, err := d.serveRuntime(cfg)
 	if err != nil {
 		log.Error("start", "error", err.Error())
@@ -178,8 +192,17 @@ func cmdServe(args []string, stderr io.Writer) int {
 			log.Error("listen for metrics", "error", err.Error())
 			return 1
 		}
-		go serveMetrics(ctx, mln, d.metrics.Handler(), log)
+		go serveOn(ctx, mln, metricsMux(d.metrics.Handler()), log)
 		log.Info("serving metrics", "addr", mln.Addr().String())
+	}
+	if addr := cfg.Server.DebugListen; addr != "" {
+		dln, err := net.Listen("tcp", addr)
+		if err != nil {
+			log.Error("listen for profiles", "error", err.Error())
+			return 1
+		}
+		go serveOn(ctx, dln, debugMux(), log)
+		log.Warn("serving profiles (net/http/pprof)", "addr", dln.Addr().String())
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -210,18 +233,34 @@ func cmdServe(args []string, stderr io.Writer) int {
 	return 0
 }
 
-// serveMetrics serves /metrics alone on ln until ctx is done
-// (server.metrics_listen).
-func serveMetrics(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) {
+// metricsMux serves /metrics alone (server.metrics_listen).
+func metricsMux(h http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", h)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return mux
+}
+
+// debugMux serves net/http/pprof under /debug/pprof/ (server.debug_listen).
+func debugMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// serveOn serves h on ln until ctx is done: the metrics and profiling
+// listeners beside the main one.
+func serveOn(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logger) {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		_ = hs.Close()
 	}()
 	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error("serve metrics", "error", err.Error())
+		log.Error("serve", "addr", ln.Addr().String(), "error", err.Error())
 	}
 }
 
@@ -241,21 +280,46 @@ func (f kvFlag) Set(s string) error {
 
 func cmdInvoke(args []string, stdout, stderr io.Writer) int {
 	fs, path := newFlags("invoke", stderr)
-	skill := fs.String("skill", "", "skill `name`")
+	skill := fs.String("skill", "", "skill `name` (a key under skills:)")
 	launch := fs.Bool("launch", false, "send a LaunchRequest")
-	intent := fs.String("intent", "", "intent `name`")
-	user := fs.String("user", "amzn1.ask.account.INVOKE", "Alexa `userId`")
-	token := fs.String("access-token", "", "Alexa-managed account-linking `token`")
-	locale := fs.String("locale", "en-US", "request `locale`")
-	asJSON := fs.Bool("json", false, "print the whole Alexa response")
+	intent := fs.String("intent", "", "send an IntentRequest for this intent `name`")
+	user := fs.String("user", "amzn1.ask.account.INVOKE", "Alexa `userId` of the caller")
+	token := fs.String("access-token", "", "Alexa-managed account-linking `token` (auth type alexa)")
+	locale := fs.String("locale", "en-US", "request `locale`, e.g. de-DE")
+	confirm := fs.String("confirm", "", "answer the intent's confirmation with `yes|no`")
+	secrets := fs.String("secrets", "", "load secrets from this YAML `file` into memory and use them in place of Vault")
+	asJSON := fs.Bool("json", false, "print the whole Alexa response instead of the speech")
 	slots, session := kvFlag{}, kvFlag{}
 	fs.Var(slots, "slot", "slot value `K=V` (repeatable)")
 	fs.Var(session, "session", "session attribute `K=V` (repeatable)")
-	if err := fs.Parse(args); err != nil {
+	if code, ok := parse(fs, args, stdout); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "invoke: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	if *skill == "" || (*launch == (*intent != "")) {
 		fmt.Fprintln(stderr, "invoke: need --skill and exactly one of --launch or --intent")
+		return 2
+	}
+	confirmation := ""
+	switch strings.ToLower(*confirm) {
+	case "":
+	case "yes", "y", "confirmed":
+		confirmation = "CONFIRMED"
+	case "no", "n", "denied":
+		confirmation = "DENIED"
+	default:
+		fmt.Fprintf(stderr, "invoke: --confirm is yes or no, not %q\n", *confirm)
+		return 2
+	}
+	if !localeRe.MatchString(*locale) {
+		fmt.Fprintf(stderr, "invoke: invalid locale %q (want e.g. en-US)\n", *locale)
+		return 2
+	}
+	if *launch && (len(slots) > 0 || confirmation != "") {
+		fmt.Fprintln(stderr, "invoke: --slot and --confirm go with --intent, not --launch")
 		return 2
 	}
 	cfg := loadConfig(*path, stderr, false)
@@ -267,8 +331,26 @@ func cmdInvoke(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "invoke: no skill %q in %s\n", *skill, *path)
 		return 1
 	}
+	if *intent != "" {
+		if msg := checkInvokeIntent(sk, *intent, slots); msg != "" {
+			fmt.Fprintf(stderr, "invoke: %s\n", msg)
+			return 2
+		}
+	}
 	log := newLogger(stderr, slog.LevelWarn)
 	d := newDeps(log)
+	if *secrets != "" {
+		store, problems := loadSecrets(*secrets)
+		for _, p := range problems {
+			fmt.Fprintln(stderr, p.Error())
+		}
+		if store == nil {
+			return 1
+		}
+		d.useSecrets(store, *secrets)
+	}
+	outcome := &outcomeRecorder{}
+	d.observe = outcome
 	store, err := d.store(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "invoke: %v\n", err)
@@ -277,10 +359,16 @@ func cmdInvoke(args []string, stdout, stderr io.Writer) int {
 	h := d.handler(cfg, store, false)
 	spec := alexa.RequestSpec{
 		ApplicationID: sk.ApplicationID, UserID: *user, AccessToken: *token,
-		Type: "LaunchRequest", Locale: *locale, NewSession: true,
+		Type: "LaunchRequest", Locale: *locale, NewSession: true, Confirmation: confirmation,
 	}
+	var resolved map[string]scenario.Resolution
 	if *intent != "" {
-		spec.Type, spec.Intent, spec.Slots = "IntentRequest", *intent, slots
+		spec.Type, spec.Intent = "IntentRequest", *intent
+		given := make(map[string]scenario.Slot, len(slots))
+		for k, v := range slots {
+			given[k] = scenario.Slot{Value: v}
+		}
+		spec.Slots, resolved = scenario.ResolveSlots(sk, *intent, given)
 	}
 	if len(session) > 0 {
 		spec.Session = map[string]any{}
@@ -291,7 +379,7 @@ func cmdInvoke(args []string, stdout, stderr io.Writer) int {
 	if spec.ApplicationID == "" {
 		spec.ApplicationID = "amzn1.ask.skill.invoke"
 	}
-	status, body := h.Serve(context.Background(), *skill, nil, alexa.BuildRequest(spec))
+	status, body := h.Serve(context.Background(), *skill, nil, scenario.WithResolutions(alexa.BuildRequest(spec), resolved))
 	if status != 200 {
 		fmt.Fprintf(stderr, "invoke: HTTP %d: %s\n", status, body)
 		return 1
@@ -301,30 +389,111 @@ func cmdInvoke(args []string, stdout, stderr io.Writer) int {
 		_ = json.Unmarshal(body, &pretty)
 		out, _ := json.MarshalIndent(pretty, "", "  ")
 		fmt.Fprintln(stdout, string(out))
-		return 0
+	} else {
+		var resp alexa.Response
+		if err := json.Unmarshal(body, &resp); err != nil {
+			fmt.Fprintf(stderr, "invoke: %v\n", err)
+			return 1
+		}
+		fmt.Fprintln(stdout, resp.Speech())
 	}
-	var resp alexa.Response
-	if err := json.Unmarshal(body, &resp); err != nil {
-		fmt.Fprintf(stderr, "invoke: %v\n", err)
+	if o := outcome.get(); o != "" && o != "ok" {
+		fmt.Fprintf(stderr, "invoke: the turn ended in error speech (outcome %s)\n", o)
 		return 1
 	}
-	fmt.Fprintln(stdout, resp.Speech())
 	return 0
+}
+
+// checkInvokeIntent returns a usage error for an intent the skill does
+// not have, or a slot its intent does not have. A built-in intent the
+// skill does not configure has no slots of its own; a slot of any intent
+// of the skill is let through, as Alexa would send it in a dialog.
+func checkInvokeIntent(sk *config.Skill, intent string, slots kvFlag) string {
+	in := sk.Intents[intent]
+	if in == nil && !slices.Contains(config.BuiltinIntents, intent) {
+		known := append(config.IntentNames(sk), config.BuiltinIntents...)
+		msg := fmt.Sprintf("skill %s has no intent %q", sk.Name, intent)
+		if near := config.Closest(intent, known); near != "" {
+			return msg + fmt.Sprintf(" (did you mean %s?)", near)
+		}
+		return msg + " (its intents: " + strings.Join(known, ", ") + ")"
+	}
+	names := make([]string, 0, len(slots))
+	for k := range slots {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if in != nil {
+			if in.Slots[name] != nil {
+				continue
+			}
+			msg := fmt.Sprintf("intent %s has no slot %q", intent, name)
+			if near := config.Closest(name, config.SlotNames(in)); near != "" {
+				return msg + fmt.Sprintf(" (did you mean %s?)", near)
+			}
+			if len(in.Slots) == 0 {
+				return msg + " (it has no slots)"
+			}
+			return msg + " (its slots: " + strings.Join(config.SlotNames(in), ", ") + ")"
+		}
+		found := false
+		for _, other := range sk.Intents {
+			if other != nil && other.Slots[name] != nil {
+				found = true
+			}
+		}
+		if !found {
+			return fmt.Sprintf("no intent of skill %s has a slot %q", sk.Name, name)
+		}
+	}
+	return ""
+}
+
+// outcomeRecorder records the outcome of the last turn ("ok", "timeout",
+// ...) and passes every report on.
+type outcomeRecorder struct {
+	next    engine.Observer
+	mu      sync.Mutex
+	outcome string
+}
+
+// Turn implements engine.Observer.
+func (o *outcomeRecorder) Turn(skill, intent, outcome string, took time.Duration) {
+	o.mu.Lock()
+	o.outcome = outcome
+	o.mu.Unlock()
+	if o.next != nil {
+		o.next.Turn(skill, intent, outcome, took)
+	}
+}
+
+// Call implements engine.Observer.
+func (o *outcomeRecorder) Call(service string, status int, took time.Duration) {
+	if o.next != nil {
+		o.next.Call(service, status, took)
+	}
+}
+
+func (o *outcomeRecorder) get() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.outcome
 }
 
 func cmdTest(args []string, stdout, stderr io.Writer) int {
 	fs, path := newFlags("test", stderr)
-	verbose := fs.Bool("v", false, "log gateway warnings")
+	verbose := fs.Bool("v", false, "log gateway warnings while the scenarios run")
 	files, err := parseInterspersed(fs, args)
-	if err != nil {
-		return 2
+	if code, ok := parseResult(fs, err, stdout); !ok {
+		return code
 	}
 	cfg := loadConfig(*path, stderr, false)
 	if cfg == nil {
 		return 1
 	}
 	if len(files) == 0 {
-		files = scenario.Discover(*path)
+		files = scenario.ForConfig(cfg, scenario.Discover(*path))
 		sort.Strings(files)
 	}
 	if len(files) == 0 {

@@ -44,3 +44,33 @@ func TestServeMetricsListen(t *testing.T) {
 		t.Fatalf("the metrics listener serves other paths (%d)", status)
 	}
 }
+
+// TestServeDebugListen: server.debug_listen serves pprof there and only
+// there.
+func TestServeDebugListen(t *testing.T) {
+	addr, debugAddr := freePort(t), freePort(t)
+	cfgFile := filepath.Join(t.TempDir(), "config.yaml")
+	cfg := strings.Replace(fmt.Sprintf(serveConfig, addr, "http://127.0.0.1:9", "Hello."),
+		"deadline: 3s }", fmt.Sprintf("deadline: 3s, debug_listen: %q }", debugAddr), 1)
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startServe(t, cfgFile, addr)
+	resp, err := http.Get("http://" + debugAddr + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), "heap profile") {
+		t.Fatalf("heap profile = %d: %.200s", resp.StatusCode, b)
+	}
+	resp, err = http.Get("http://" + addr + "/debug/pprof/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("pprof on the public address = %d, want 404", resp.StatusCode)
+	}
+}

@@ -17,10 +17,10 @@ var localeRe = regexp.MustCompile(`^[a-z]{2}-[A-Z]{2}$`)
 // the operator uploads it to whichever locales the skill serves.
 func cmdModel(args []string, stdout, stderr io.Writer) int {
 	fs, path := newFlags("model", stderr)
-	skill := fs.String("skill", "", "skill `name`")
+	skill := fs.String("skill", "", "skill `name` (a key under skills:)")
 	locale := fs.String("locale", model.DefaultLocale, "Alexa `locale` the model is for")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parse(fs, args, stdout); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "model: unexpected argument %q\n", fs.Arg(0))

@@ -10,6 +10,7 @@ import (
 	"github.com/voicegw/voicegw/gateway/auth"
 	"github.com/voicegw/voicegw/gateway/config"
 	"github.com/voicegw/voicegw/gateway/engine"
+	"github.com/voicegw/voicegw/gateway/inmem"
 	"github.com/voicegw/voicegw/gateway/linking"
 	"github.com/voicegw/voicegw/gateway/metrics"
 	"github.com/voicegw/voicegw/gateway/server"
@@ -43,6 +44,20 @@ type deps struct {
 	creds      *auth.Provider
 	credsStore gateway.SecretStore
 	credsTTL   time.Duration
+	// secrets, when set (--secrets), is the in-memory store used in place
+	// of Vault whatever the config's vault section says; secretsFile is
+	// where it was loaded from.
+	secrets     *inmem.Store
+	secretsFile string
+	// observe, when set, is told about every turn (invoke's exit status),
+	// and passes the reports on to the metrics.
+	observe *outcomeRecorder
+}
+
+// useSecrets makes store the secret store of every runtime, in place of
+// Vault (SPEC 11).
+func (d *deps) useSecrets(store *inmem.Store, file string) {
+	d.secrets, d.secretsFile = store, file
 }
 
 func newDeps(log *slog.Logger) *deps {
@@ -74,6 +89,12 @@ func (d *deps) pipeline(cfg *config.Config, store gateway.SecretStore, verify bo
 	}
 	if d.metrics != nil {
 		opts.Observer = d.metrics
+	}
+	if d.observe != nil {
+		if d.metrics != nil {
+			d.observe.next = d.metrics
+		}
+		opts.Observer = d.observe
 	}
 	eng := engine.New(cfg, opts)
 	h := &alexa.Handler{Engine: eng, Logger: d.log}
@@ -133,6 +154,9 @@ func (d *deps) runtime(cfg *config.Config, store gateway.SecretStore) *server.Ru
 	if l != nil {
 		rt.Link = l
 	}
+	if d.secrets != nil && store == gateway.SecretStore(d.secrets) {
+		rt.Status = map[string]string{"secrets": "in memory from " + d.secretsFile + ", not Vault (local development)"}
+	}
 	return rt
 }
 
@@ -140,6 +164,9 @@ func (d *deps) runtime(cfg *config.Config, store gateway.SecretStore) *server.Ru
 // The same section gets the same store; a changed one a new store, and the
 // old one stops renewing its token.
 func (d *deps) store(cfg *config.Config) (gateway.SecretStore, error) {
+	if d.secrets != nil {
+		return d.secrets, nil
+	}
 	if cfg.Vault == nil {
 		return nil, nil
 	}

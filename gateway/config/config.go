@@ -32,13 +32,20 @@ const (
 // Config is a loaded and compiled configuration file.
 type Config struct {
 	// File is the path the configuration was read from.
-	File     string              `yaml:"-"`
-	Version  int                 `yaml:"version"`
-	Server   Server              `yaml:"server"`
-	Alexa    Alexa               `yaml:"alexa"`
-	Vault    *Vault              `yaml:"vault"`
+	File string `yaml:"-"`
+	// Version of the configuration format: 1.
+	Version int `yaml:"version" jsonschema:"required"`
+	// Server configures the HTTP server and gateway-wide behaviour.
+	Server Server `yaml:"server"`
+	// Alexa configures request verification.
+	Alexa Alexa `yaml:"alexa"`
+	// Vault is where secrets and linked tokens live; without it, linked
+	// services answer "unlinked" and secret services "vault".
+	Vault *Vault `yaml:"vault"`
+	// Services are the upstream HTTP APIs, by name.
 	Services map[string]*Service `yaml:"services"`
-	Skills   map[string]*Skill   `yaml:"skills"`
+	// Skills are the Alexa skills, by name (used in POST /alexa/NAME).
+	Skills map[string]*Skill `yaml:"skills" jsonschema:"required"`
 
 	// Errors holds the gateway-wide error speech, compiled.
 	Errors ErrorSpeech `yaml:"-"`
@@ -68,6 +75,9 @@ type Server struct {
 	// MetricsListen, when set, serves /metrics on this address only
 	// instead of on Listen, so that metrics need not be public.
 	MetricsListen string `yaml:"metrics_listen"`
+	// DebugListen, when set, serves net/http/pprof on this address (off by
+	// default; check warns when it is not a loopback address).
+	DebugListen string `yaml:"debug_listen"`
 
 	// TrustedNets is TrustedProxies parsed.
 	TrustedNets []*net.IPNet `yaml:"-"`
@@ -88,8 +98,10 @@ func (a Alexa) Verifying() bool { return a.Verify == nil || *a.Verify }
 // Vault configures the secret store. A missing section, or one whose
 // address expands to "", leaves the gateway without a secret store.
 type Vault struct {
-	Address string    `yaml:"address"`
-	Auth    VaultAuth `yaml:"auth"`
+	// Address is the Vault URL, e.g. ${VAULT_ADDR}; empty means no Vault.
+	Address string `yaml:"address"`
+	// Auth says how the gateway logs in.
+	Auth VaultAuth `yaml:"auth"`
 	// KVMount is a KV version 2 mount (default "secret").
 	KVMount string `yaml:"kv_mount"`
 	// Prefix is prepended to every path (default "voicegw").
@@ -101,8 +113,11 @@ type Vault struct {
 // VaultAuth says how the gateway logs in to Vault.
 type VaultAuth struct {
 	// Method is "token" (VAULT_TOKEN, the default) or "approle".
-	Method       string `yaml:"method"`
-	RoleID       string `yaml:"role_id"`
+	Method string `yaml:"method"`
+	// RoleID is the AppRole role id (approle only).
+	RoleID string `yaml:"role_id"`
+	// SecretIDFile holds the AppRole secret id, re-read at every login
+	// (approle only).
 	SecretIDFile string `yaml:"secret_id_file"`
 }
 
@@ -119,8 +134,11 @@ type Service struct {
 	Retries int `yaml:"retries"`
 	// Headers are sent with every call.
 	Headers map[string]string `yaml:"headers"`
-	Auth    ServiceAuth       `yaml:"auth"`
-	OAuth2  *OAuth2           `yaml:"oauth2"`
+	// Auth says which credential the service gets and where it goes.
+	Auth ServiceAuth `yaml:"auth"`
+	// OAuth2 enables account linking (/link) and token refresh for a
+	// linked service.
+	OAuth2 *OAuth2 `yaml:"oauth2"`
 	// MaxResponseBytes caps a response body (default 1 MiB); a larger
 	// answer is an error, not memory growth.
 	MaxResponseBytes int64 `yaml:"max_response_bytes"`
@@ -155,10 +173,15 @@ type ServiceAuth struct {
 
 // OAuth2 enables account linking and token refresh for a linked service.
 type OAuth2 struct {
-	AuthURL  string   `yaml:"auth_url"`
-	TokenURL string   `yaml:"token_url"`
-	ClientID string   `yaml:"client_id"`
-	Scopes   []string `yaml:"scopes"`
+	// AuthURL is the provider's authorization endpoint.
+	AuthURL string `yaml:"auth_url"`
+	// TokenURL is the provider's token endpoint.
+	TokenURL string `yaml:"token_url"`
+	// ClientID is the OAuth client id; the client secret is the Vault
+	// field services/<name>.client_secret.
+	ClientID string `yaml:"client_id"`
+	// Scopes are requested at authorization.
+	Scopes []string `yaml:"scopes"`
 	// PKCE sends an S256 code challenge (default true).
 	PKCE *bool `yaml:"pkce"`
 }
@@ -168,15 +191,26 @@ type Skill struct {
 	Name string `yaml:"-"`
 	// ApplicationID selects the skill on POST /alexa and must match on
 	// POST /alexa/:skill when set.
-	ApplicationID string                  `yaml:"application_id"`
-	Invocation    string                  `yaml:"invocation"`
-	Launch        *Response               `yaml:"launch"`
-	Help          string                  `yaml:"help"`
-	Stop          string                  `yaml:"stop"`
-	Fallback      string                  `yaml:"fallback"`
-	Errors        map[string]string       `yaml:"errors"`
-	Types         map[string][]*TypeValue `yaml:"types"`
-	Intents       map[string]*Intent      `yaml:"intents"`
+	ApplicationID string `yaml:"application_id"`
+	// Invocation is the invocation name of the interaction model: lower
+	// case words, no digits or symbols, no wake words, launch phrases,
+	// "skill" or "app".
+	Invocation string `yaml:"invocation"`
+	// Launch answers a LaunchRequest; it sees no slot and no extract.
+	Launch *Response `yaml:"launch"`
+	// Help is what AMAZON.HelpIntent says (a template).
+	Help string `yaml:"help"`
+	// Stop is what AMAZON.StopIntent and AMAZON.CancelIntent say.
+	Stop string `yaml:"stop"`
+	// Fallback is what AMAZON.FallbackIntent says.
+	Fallback string `yaml:"fallback"`
+	// Errors maps error keys ("404", 4xx, timeout, unlinked, vault,
+	// missing, default) to speech for every intent of the skill.
+	Errors map[string]string `yaml:"errors"`
+	// Types are the custom slot types, by name.
+	Types map[string][]*TypeValue `yaml:"types"`
+	// Intents are the intents, by name; AMAZON.* names override built-ins.
+	Intents map[string]*Intent `yaml:"intents"`
 
 	// Compiled.
 	LaunchC     *Compiled   `yaml:"-"`
@@ -189,38 +223,58 @@ type Skill struct {
 
 // TypeValue is one value of a custom slot type.
 type TypeValue struct {
-	Value    string   `yaml:"value"`
-	ID       string   `yaml:"id"`
+	// Value is what .slots.NAME holds when the user says it or a synonym.
+	Value string `yaml:"value"`
+	// ID is the entity-resolution id, .slot_ids.NAME.
+	ID string `yaml:"id"`
+	// Synonyms resolve to Value.
 	Synonyms []string `yaml:"synonyms"`
 }
 
 // Response is what a launch or an intent answers.
 type Response struct {
-	Say      string            `yaml:"say"`
-	Reprompt string            `yaml:"reprompt"`
-	Card     *Card             `yaml:"card"`
-	Session  map[string]string `yaml:"session"`
+	// Say is the speech template; SSML when it starts with <speak>.
+	Say string `yaml:"say"`
+	// Reprompt is said when the user does not answer.
+	Reprompt string `yaml:"reprompt"`
+	// Card is a Simple card shown in the Alexa app.
+	Card *Card `yaml:"card"`
+	// Session maps session attributes to set to templates.
+	Session map[string]string `yaml:"session"`
 	// EndSession defaults to false for launch and true for intents.
 	EndSession *bool `yaml:"end_session"`
 }
 
 // Card is a Simple card.
 type Card struct {
+	// Title is the card's title template.
 	Title string `yaml:"title"`
-	Text  string `yaml:"text"`
+	// Text is the card's text template.
+	Text string `yaml:"text"`
 }
 
 // Intent maps an intent to calls and a spoken answer.
 type Intent struct {
-	Response    `yaml:",inline"`
-	Name        string            `yaml:"-"`
-	Samples     []string          `yaml:"samples"`
-	Slots       map[string]*Slot  `yaml:"slots"`
-	Confirm     string            `yaml:"confirm"`
-	Call        *Call             `yaml:"call"`
-	Calls       []*Call           `yaml:"calls"`
-	Progressive string            `yaml:"progressive"`
-	Errors      map[string]string `yaml:"errors"`
+	Response `yaml:",inline"`
+	Name     string `yaml:"-"`
+	// Samples are sample utterances: letters, spaces, apostrophes,
+	// periods and hyphens, numbers spelled out, {Slot} for a slot.
+	Samples []string `yaml:"samples"`
+	// Slots are the intent's slots, by name.
+	Slots map[string]*Slot `yaml:"slots"`
+	// Confirm is asked (Dialog.ConfirmIntent) before the calls run; it
+	// sees slots, not extracts.
+	Confirm string `yaml:"confirm"`
+	// Call is one HTTP call.
+	Call *Call `yaml:"call"`
+	// Calls are HTTP calls run in order, each seeing the extracts of the
+	// calls before it.
+	Calls []*Call `yaml:"calls"`
+	// Progressive is spoken while slow calls run; it sees slots, not
+	// extracts.
+	Progressive string `yaml:"progressive"`
+	// Errors maps error keys to speech for this intent.
+	Errors map[string]string `yaml:"errors"`
 
 	// C is the compiled intent.
 	C *Compiled `yaml:"-"`
@@ -228,24 +282,37 @@ type Intent struct {
 
 // Slot is one slot of an intent.
 type Slot struct {
-	Type     string `yaml:"type"`
-	Required bool   `yaml:"required"`
-	Prompt   string `yaml:"prompt"`
+	// Type is a custom type of the skill or a built-in AMAZON.* type
+	// (case-sensitive, e.g. AMAZON.NUMBER).
+	Type string `yaml:"type"`
+	// Required slots are elicited with Prompt before the calls run.
+	Required bool `yaml:"required"`
+	// Prompt asks for a required slot; it sees slots, not extracts.
+	Prompt string `yaml:"prompt"`
 	// Samples are utterances for eliciting the slot.
 	Samples []string `yaml:"samples"`
 }
 
 // Call is one templated HTTP call.
 type Call struct {
-	Service string            `yaml:"service"`
-	Method  string            `yaml:"method"`
-	Path    string            `yaml:"path"`
-	Query   map[string]string `yaml:"query"`
+	// Service is the name of a service.
+	Service string `yaml:"service"`
+	// Method is the HTTP method (default GET).
+	Method string `yaml:"method"`
+	// Path is a template; each action is escaped as one path segment.
+	Path string `yaml:"path"`
+	// Query maps query parameters to templates.
+	Query map[string]string `yaml:"query"`
+	// Headers maps headers to templates.
 	Headers map[string]string `yaml:"headers"`
-	Body    yaml.Node         `yaml:"body"`
+	// Body is a YAML value whose string leaves are templates, sent as
+	// JSON (or a form with content_type: form).
+	Body yaml.Node `yaml:"body"`
 	// ContentType is json (default) or form.
-	ContentType string               `yaml:"content_type"`
-	Extract     map[string]yaml.Node `yaml:"extract"`
+	ContentType string `yaml:"content_type"`
+	// Extract maps names to gjson paths (or {path, required}) over the
+	// JSON answer; each name is then a template field.
+	Extract map[string]yaml.Node `yaml:"extract"`
 }
 
 // Duration is a Go duration string in the YAML.

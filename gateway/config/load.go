@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/voicegw/voicegw/gateway/render"
 )
 
 // Problem is one configuration error or warning with its position.
@@ -91,33 +93,20 @@ func Parse(file string, data []byte, lookup func(string) (string, bool)) (*Confi
 		if errors.Is(err, io.EOF) {
 			return nil, Problems{{File: file, Line: 1, Col: 1, Msg: "empty configuration"}}
 		}
-		return nil, Problems{syntaxProblem(file, err)}
+		return nil, Problems{SyntaxProblem(file, data, err)}
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
 		return nil, Problems{{File: file, Line: extra.Line, Col: extra.Column, Msg: "more than one YAML document"}}
 	}
-	idx := newIndex(&root)
-	ck := &checker{file: file, idx: idx}
+	idx := newIndex(&root, reflect.TypeOf(Config{}))
+	ck := &checker{file: file, idx: idx, lines: strings.Split(string(data), "\n")}
 	expandEnv(&root, lookup, ck)
 
-	// Unknown keys: a strict decode of the text as written (yaml.Node.Decode
-	// would drop KnownFields). Its type errors are left to the second pass,
-	// since values there are not expanded yet.
-	strict := yaml.NewDecoder(bytes.NewReader(data))
-	strict.KnownFields(true)
-	if err := strict.Decode(&Config{}); err != nil {
-		var te *yaml.TypeError
-		if !errors.As(err, &te) {
-			ck.errf("", "%v", err)
-			return nil, ck.sorted()
-		}
-		for _, msg := range te.Errors {
-			if unknownFieldRe.MatchString(msg[strings.Index(msg, ": ")+2:]) {
-				ck.decodeProblem(msg)
-			}
-		}
-	}
+	// Unknown keys: every mapping key of the tree that names no field of
+	// the Go type it decodes into (what a strict decode would find, without
+	// parsing the text a second time).
+	ck.unknownKeys()
 	// Types: the expanded tree, whose nodes keep their original positions.
 	// Unknown keys alone do not stop validation, so every problem shows.
 	typeErrorsFrom := len(ck.problems)
@@ -182,9 +171,9 @@ func syntaxProblem(file string, err error) *Problem {
 }
 
 var (
-	unknownFieldRe = regexp.MustCompile(`^field (\S+) not found in type (\S+)`)
+	unknownFieldRe = regexp.MustCompile(`^field (.+) not found in type (\S+)$`)
 	duplicateRe    = regexp.MustCompile(`^mapping key ("(?:[^"\\]|\\.)*") already defined at line \d+$`)
-	cannotRe       = regexp.MustCompile("^cannot unmarshal (!!\\w+) (?:`(.*)` )?into (.+)$")
+	cannotRe       = regexp.MustCompile("^cannot unmarshal (!\\S*) (?:`(.*)` )?into (.+)$")
 )
 
 // decodeProblem turns one yaml.v3 decode error ("line 12: field x not
@@ -199,7 +188,7 @@ func (ck *checker) decodeProblem(msg string) {
 	text := m[3]
 	if f := unknownFieldRe.FindStringSubmatch(text); f != nil {
 		if e := ck.idx.keyAt(line, f[1], f[2]); e != nil {
-			ck.add(&Problem{Line: e.key.Line, Col: e.key.Column, Path: e.path, Msg: "unknown key"})
+			ck.add(&Problem{Line: e.key.Line, Col: e.key.Column, Path: e.path, Msg: unknownKey(f[1], e.parent)})
 			return
 		}
 		ck.add(&Problem{Line: line, Col: 1, Msg: fmt.Sprintf("unknown key %q", f[1])})
@@ -250,6 +239,9 @@ func yamlKind(tag string) string {
 	case "!!bool":
 		return "boolean"
 	}
+	if !strings.HasPrefix(tag, "!!") {
+		return "a value tagged " + tag
+	}
 	return strings.TrimPrefix(tag, "!!")
 }
 
@@ -265,7 +257,7 @@ func goTypeName(t string) string {
 		return "true or false"
 	case t == "string":
 		return "a string"
-	case strings.HasPrefix(t, "config."):
+	case strings.Contains(t, ".") && !strings.ContainsAny(t, "[]*"):
 		return "a mapping"
 	}
 	return t
@@ -291,12 +283,12 @@ type index struct {
 	root   *yaml.Node
 }
 
-func newIndex(doc *yaml.Node) *index {
+func newIndex(doc *yaml.Node, typ reflect.Type) *index {
 	idx := &index{byPath: map[string]*entry{}, root: doc}
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
 		idx.root = doc.Content[0]
 	}
-	idx.walk("", nil, idx.root, reflect.TypeOf(Config{}), nil)
+	idx.walk("", nil, idx.root, typ, nil)
 	return idx
 }
 
@@ -322,7 +314,23 @@ func (idx *index) walk(path string, key, n *yaml.Node, typ, parent reflect.Type)
 	}
 }
 
-var nodeType = reflect.TypeOf(yaml.Node{})
+var (
+	nodeType        = reflect.TypeOf(yaml.Node{})
+	unmarshalerType = reflect.TypeOf((*yaml.Unmarshaler)(nil)).Elem()
+)
+
+// unknownKeys reports each key of a mapping decoded into a struct that
+// has no field of that name, with the key names it may have meant.
+func (ck *checker) unknownKeys() {
+	for _, e := range ck.idx.all {
+		p := e.parent
+		if e.key == nil || e.typ != nil || p == nil || p.Kind() != reflect.Struct || e.key.ShortTag() == "!!merge" ||
+			p == nodeType || reflect.PointerTo(p).Implements(unmarshalerType) {
+			continue
+		}
+		ck.add(&Problem{Line: e.key.Line, Col: e.key.Column, Path: e.path, Msg: unknownKey(e.key.Value, p)})
+	}
+}
 
 func deref(t reflect.Type) reflect.Type {
 	for t != nil && t.Kind() == reflect.Pointer {
@@ -349,6 +357,8 @@ func fieldType(t reflect.Type, key string) reflect.Type {
 		f := t.Field(i)
 		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
 		switch {
+		case name == "-" || !f.IsExported():
+			continue
 		case opts == "inline":
 			if ft := fieldType(deref(f.Type), key); ft != nil {
 				return ft
@@ -500,8 +510,16 @@ type checker struct {
 	file     string
 	idx      *index
 	problems Problems
+	// lines is the file's text, to place problems inside a value.
+	lines []string
+	// seenSamples maps each sample utterance of the current skill (see
+	// sampleKey) to where it first appears.
+	seenSamples map[string]string
 	// sessionRefs collects the session attributes templates read.
 	sessionRefs []string
+	// templates compiles every template of the file with one function
+	// table.
+	templates *render.Set
 }
 
 func (ck *checker) add(p *Problem) {
@@ -547,4 +565,76 @@ func (ck *checker) sorted() Problems {
 	}
 	ck.problems = out
 	return out
+}
+
+// unknownKey says that key is not a key of the mapping type t, and names
+// the likely one.
+func unknownKey(key string, t reflect.Type) string {
+	keys := yamlKeys(t)
+	if len(keys) == 0 {
+		return "unknown key"
+	}
+	if near := closest(key, keys); near != "" {
+		return fmt.Sprintf("unknown key (did you mean %s?)", near)
+	}
+	return "unknown key: check its spelling and indentation, or remove it"
+}
+
+// yamlKeys lists the YAML keys of struct type t, inlined fields included.
+func yamlKeys(t reflect.Type) []string {
+	t = deref(t)
+	if t == nil || t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []string
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case name == "-":
+		case opts == "inline":
+			out = append(out, yamlKeys(f.Type)...)
+		case name != "":
+			out = append(out, name)
+		default:
+			out = append(out, strings.ToLower(f.Name))
+		}
+	}
+	return out
+}
+
+// DecodeStrict decodes data, one YAML document, into v (a pointer to a
+// struct) with unknown keys as errors, and reports every problem as
+// configuration files do: FILE:LINE:COL, the key path and a plain message
+// (no Go type names). It returns no problems when v was decoded.
+func DecodeStrict(file string, data []byte, v any) Problems {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Problems{{File: file, Line: 1, Col: 1, Msg: "empty file"}}
+		}
+		return Problems{SyntaxProblem(file, data, err)}
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return Problems{{File: file, Line: extra.Line, Col: extra.Column, Msg: "more than one YAML document"}}
+	}
+	ck := &checker{file: file, idx: newIndex(&root, reflect.TypeOf(v)), lines: strings.Split(string(data), "\n")}
+	strict := yaml.NewDecoder(bytes.NewReader(data))
+	strict.KnownFields(true)
+	if err := strict.Decode(v); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			ck.errf("", "%v", err)
+			return ck.sorted()
+		}
+		for _, msg := range te.Errors {
+			ck.decodeProblem(msg)
+		}
+	}
+	return ck.sorted()
 }

@@ -15,7 +15,7 @@ import (
 func (ck *checker) skill(cfg *Config, name string, sk *Skill) {
 	p := "skills." + name
 	if sk == nil {
-		ck.errf(p, "empty skill")
+		ck.errf(p, "empty skill: its keys (invocation:, intents:, …) go on the lines below, indented under it")
 		cfg.Skills[name] = &Skill{Name: name}
 		return
 	}
@@ -29,9 +29,8 @@ func (ck *checker) skill(cfg *Config, name string, sk *Skill) {
 			ck.errf(p+".application_id", "same application id as skill %q", other)
 		}
 	}
-	if sk.Invocation != "" && sk.Invocation != strings.ToLower(sk.Invocation) {
-		ck.warnf(p+".invocation", "Alexa invocation names are lower case")
-	}
+	ck.invocation(p+".invocation", sk.Invocation)
+	ck.seenSamples = map[string]string{}
 	for _, tn := range sortedKeys(sk.Types) {
 		tp := p + ".types." + tn
 		if !identRe.MatchString(tn) {
@@ -61,23 +60,42 @@ func (ck *checker) skill(cfg *Config, name string, sk *Skill) {
 		}
 	}
 	sk.ExtractRefs = sortedKeys(all)
-	skillScope := &scope{anySlots: true, extracts: all}
-	sk.ErrorsC = ck.errorSpeech(p+".errors", sk.Errors, skillScope)
+	// Skill-level templates answer no particular intent: they see neither
+	// an intent's slots nor any extract (SPEC 8).
+	skillLevel := func(what, where string) *scope {
+		return &scope{
+			noSlots:    what + " and see no slot; " + where,
+			noExtracts: what + " and see no extract; " + where,
+			known:      all,
+		}
+	}
+	sk.ErrorsC = ck.errorSpeech(p+".errors", sk.Errors,
+		skillLevel("skill-level errors answer every intent", "use it in an intent's own errors:"))
 	if sk.Launch == nil {
 		sk.Launch = &Response{Say: "Welcome. What would you like to do?"}
 	}
-	launch := &Compiled{Intent: "", Say: ck.speech(p+".launch.say", sk.Launch.Say, skillScope)}
+	launchScope := &scope{
+		noSlots:    "launch answers a LaunchRequest, which has no slots: remove the reference",
+		noExtracts: "launch runs no call and sees no extract: remove the reference",
+		known:      all,
+	}
+	launch := &Compiled{Intent: "", Say: ck.speech(p+".launch.say", sk.Launch.Say, launchScope)}
 	if sk.Launch.Say == "" {
 		ck.errf(p+".launch.say", "required")
 	}
-	ck.response(p+".launch", sk.Launch, launch, skillScope, false)
+	ck.response(p+".launch", sk.Launch, launch, launchScope, false)
 	sk.LaunchC = launch
 
 	fixed := func(key, src, def, intent string, end bool) *Compiled {
 		if src == "" {
 			src = def
 		}
-		c := &Compiled{Intent: intent, Say: ck.speech(p+"."+key, src, skillScope), EndSession: end}
+		sc := &scope{
+			noSlots:    fmt.Sprintf("%s answers %s, which has no slots: remove the reference", key, intent),
+			noExtracts: fmt.Sprintf("%s runs no call and sees no extract: remove the reference", key),
+			known:      all,
+		}
+		c := &Compiled{Intent: intent, Say: ck.speech(p+"."+key, src, sc), EndSession: end}
 		if !end {
 			c.Reprompt = c.Say
 		}
@@ -126,7 +144,7 @@ func (ck *checker) response(p string, r *Response, c *Compiled, sc *scope, endDe
 func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 	p := "skills." + sk.Name + ".intents." + name
 	if in == nil {
-		ck.errf(p, "empty intent")
+		ck.errf(p, "empty intent: its keys (samples:, say:, …) go on the lines below, indented under it")
 		sk.Intents[name] = &Intent{Name: name, C: &Compiled{Intent: name}}
 		return
 	}
@@ -140,6 +158,27 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 	}
 	c := &Compiled{Intent: name}
 	sc := &scope{slots: map[string]bool{}, extracts: map[string]bool{}}
+	// setBy names the call that sets each extract, for messages about
+	// templates that run before it.
+	setBy := map[string]string{}
+	for i, call := range in.allCalls() {
+		if call == nil {
+			continue
+		}
+		where := fmt.Sprintf("calls[%d]", i)
+		if in.Call != nil && len(in.Calls) == 0 {
+			where = "the call"
+		}
+		for k := range call.Extract {
+			if _, ok := setBy[k]; !ok {
+				setBy[k] = where
+			}
+		}
+	}
+	// before is the scope of a template that runs before any call.
+	before := func(why string) *scope {
+		return &scope{slots: sc.slots, extracts: map[string]bool{}, noExtracts: why, later: setBy}
+	}
 	// Every slot first, so a prompt or sample may name any of them.
 	for sn, s := range in.Slots {
 		if s != nil {
@@ -159,8 +198,14 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 		ck.samples(sp+".samples", s.Samples, sc)
 		if s.Type == "" {
 			ck.errf(sp+".type", "required")
-		} else if !strings.HasPrefix(s.Type, "AMAZON.") && sk.Types[s.Type] == nil {
-			ck.errf(sp+".type", "no type %q in skill %s (custom types go under types:, built-ins start with AMAZON.)", s.Type, sk.Name)
+		} else if strings.HasPrefix(s.Type, "AMAZON.") {
+			ck.builtinSlotType(sp+".type", s.Type)
+		} else if sk.Types[s.Type] == nil {
+			msg := fmt.Sprintf("no type %q in skill %s (custom types go under types:, built-ins start with AMAZON.)", s.Type, sk.Name)
+			if near := closest(s.Type, sortedKeys(sk.Types)); near != "" {
+				msg += fmt.Sprintf("; did you mean %s?", near)
+			}
+			ck.errf(sp+".type", "%s", msg)
 		}
 		spec := SlotSpec{Name: sn, Type: s.Type, Required: s.Required}
 		if s.Required {
@@ -168,11 +213,23 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 			if prompt == "" {
 				prompt = "Which " + strings.ToLower(sn) + "?"
 			}
-			spec.Prompt = ck.speech(sp+".prompt", prompt, &scope{slots: sc.slots})
+			spec.Prompt = ck.speech(sp+".prompt", prompt, before("a slot prompt is asked before any call runs"))
 		}
 		c.Slots = append(c.Slots, spec)
 	}
 	ck.samples(p+".samples", in.Samples, sc)
+	for i, s := range in.Samples {
+		sp := fmt.Sprintf("%s[%d]", p+".samples", i)
+		key := sampleKey(s)
+		if key == "" {
+			continue
+		}
+		if first, ok := ck.seenSamples[key]; ok {
+			ck.errf(sp, "the same sample as %s: Alexa would send it to only one intent; keep one", first)
+			continue
+		}
+		ck.seenSamples[key] = fmt.Sprintf("intents.%s.samples[%d]", name, i)
+	}
 	if in.Call != nil && len(in.Calls) > 0 {
 		ck.errf(p+".calls", "use call or calls, not both")
 	}
@@ -190,7 +247,13 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 			continue
 		}
 		// A call sees the extracts of the calls before it.
-		callScope := &scope{slots: sc.slots, extracts: copySet(sc.extracts)}
+		later := map[string]string{}
+		for k, v := range setBy {
+			if !sc.extracts[k] {
+				later[k] = v
+			}
+		}
+		callScope := &scope{slots: sc.slots, extracts: copySet(sc.extracts), later: later}
 		cc := ck.call(cfg, cp, call, callScope)
 		for _, e := range cc.Extract {
 			if sc.extracts[e.Name] {
@@ -210,8 +273,8 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 		ck.errf(p, "say is required")
 	}
 	ck.response(p, &in.Response, c, sc, true)
-	c.Confirm = ck.speech(p+".confirm", in.Confirm, sc)
-	c.Progressive = ck.speech(p+".progressive", in.Progressive, sc)
+	c.Confirm = ck.speech(p+".confirm", in.Confirm, before("confirm is asked before any call runs"))
+	c.Progressive = ck.speech(p+".progressive", in.Progressive, before("progressive speech is sent while the calls run"))
 	if c.Progressive != nil && len(calls) == 0 {
 		ck.warnf(p+".progressive", "has no effect without calls")
 	}
@@ -223,6 +286,7 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 // of the intent.
 func (ck *checker) samples(path string, samples []string, sc *scope) {
 	for i, s := range samples {
+		ck.sampleText(fmt.Sprintf("%s[%d]", path, i), s)
 		reported := map[string]bool{}
 		for _, m := range sampleRef.FindAllStringSubmatch(s, -1) {
 			name := m[1]
@@ -234,7 +298,13 @@ func (ck *checker) samples(path string, samples []string, sc *scope) {
 				ck.errf(fmt.Sprintf("%s[%d]", path, i), "empty slot reference {}")
 				continue
 			}
-			ck.errf(fmt.Sprintf("%s[%d]", path, i), "no slot %q in this intent", name)
+			msg := fmt.Sprintf("no slot %q in this intent", name)
+			if near := closest(name, sortedKeys(sc.slots)); near != "" {
+				msg += fmt.Sprintf("; did you mean {%s}?", near)
+			} else {
+				msg += "; declare it under slots:"
+			}
+			ck.errf(fmt.Sprintf("%s[%d]", path, i), "%s", msg)
 		}
 	}
 }
@@ -257,7 +327,11 @@ func (ck *checker) call(cfg *Config, p string, call *Call, sc *scope) *CompiledC
 	if call.Service == "" {
 		ck.errf(p+".service", "required")
 	} else if s, ok := cfg.Services[call.Service]; !ok {
-		ck.errf(p+".service", "no service %q", call.Service)
+		msg := fmt.Sprintf("no service %q", call.Service)
+		if near := closest(call.Service, sortedKeys(cfg.Services)); near != "" {
+			msg += fmt.Sprintf(" (did you mean %s?)", near)
+		}
+		ck.errf(p+".service", "%s", msg)
 	} else {
 		cc.Service = s
 	}
@@ -334,7 +408,11 @@ func (ck *checker) call(cfg *Config, p string, call *Call, sc *scope) *CompiledC
 					}
 					e.Required = b
 				default:
-					ck.errf(ep+"."+k.Value, "unknown key")
+					msg := "unknown key (an extract is a gjson path or {path, required})"
+					if near := closest(k.Value, []string{"path", "required"}); near != "" {
+						msg = fmt.Sprintf("unknown key (did you mean %s?)", near)
+					}
+					ck.errf(ep+"."+k.Value, "%s", msg)
 				}
 			}
 		default:
@@ -346,8 +424,12 @@ func (ck *checker) call(cfg *Config, p string, call *Call, sc *scope) *CompiledC
 		} else if reserved[name] {
 			ck.errf(ep, "%q is a reserved template name", name)
 		}
-		if strings.TrimSpace(e.Path) == "" {
-			ck.errf(ep, "empty gjson path")
+		pathAt := ep
+		if n.Kind == yaml.MappingNode && ck.has(ep+".path") {
+			pathAt = ep + ".path"
+		}
+		if msg := checkGJSONPath(e.Path); msg != "" {
+			ck.errf(pathAt, "%s", msg)
 		}
 		cc.Extract = append(cc.Extract, e)
 	}

@@ -1,21 +1,40 @@
 package config
 
 import (
+	"fmt"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 
 	"github.com/voicegw/voicegw/gateway/render"
 )
 
-// scope says which template data a template may read.
+// scope says which template data a template may read, and why the rest is
+// absent, so that a reference that cannot resolve says how to fix it.
 type scope struct {
 	slots       map[string]bool
 	anySlots    bool
 	extracts    map[string]bool
 	anyExtracts bool
+	// noSlots, when set, says why the template sees no slot at all (e.g.
+	// "skill-level errors answer every intent").
+	noSlots string
+	// noExtracts, when set, says why the template sees no extract (e.g.
+	// "confirm is asked before any call runs").
+	noExtracts string
+	// later maps extracts set after this template runs to the call that
+	// sets them.
+	later map[string]string
+	// known lists extract names of the skill that this template cannot
+	// see, for the message.
+	known map[string]bool
 }
 
 func (ck *checker) template(path, src string, ctx render.Context) *render.Template {
-	t, err := render.Compile(path, src, ctx)
+	if ck.templates == nil {
+		ck.templates = render.NewSet()
+	}
+	t, err := ck.templates.Compile(path, src, ctx)
 	if err != nil {
 		ck.errf(path, "template: %v", err)
 		return nil
@@ -23,36 +42,107 @@ func (ck *checker) template(path, src string, ctx render.Context) *render.Templa
 	return t
 }
 
-// checkRefs reports every field a template reads that will not exist.
+// builtinData are the template data names other than slots and extracts.
+var builtinData = []string{"slots", "slot_ids", "session", "user", "locale", "intent", "skill", "status"}
+
+// checkRefs reports every field a template reads that will not exist,
+// with the reason and, where there is one, the likely intended name.
 func (ck *checker) checkRefs(path string, t *render.Template, sc *scope) {
 	if t == nil {
 		return
 	}
-	for _, r := range t.Refs() {
-		name := r[0]
-		switch name {
-		case "slots", "slot_ids":
-			if len(r) > 1 && !sc.anySlots && !sc.slots[r[1]] {
-				ck.errf(path, "no slot %q in this intent (.%s)", r[1], strings.Join(r, "."))
-			}
-		case "session":
-			if len(r) > 1 {
-				ck.sessionRefs = append(ck.sessionRefs, r[1])
-			}
-		case "user":
-			if len(r) > 1 && r[1] != "id" {
-				ck.errf(path, "unknown field .%s (only .user.id)", strings.Join(r, "."))
-			}
-		case "locale", "intent", "skill", "status":
-			if len(r) > 1 {
-				ck.errf(path, "field .%s has no field %q", name, r[1])
-			}
-		default:
-			if !sc.anyExtracts && !sc.extracts[name] {
-				ck.errf(path, "unknown field .%s: not a slot, session or extract name", name)
-			}
+	for _, g := range t.GetPaths() {
+		if msg := checkGJSONPath(g); msg != "" {
+			ck.errf(path, "get %q: %s", g, msg)
 		}
 	}
+	reported := map[string]bool{}
+	for _, r := range t.Refs() {
+		ref := "." + strings.Join(r, ".")
+		if reported[ref] {
+			continue
+		}
+		if msg := sc.resolve(r); msg != "" {
+			reported[ref] = true
+			l, c := ck.refPos(path, ref)
+			ck.add(&Problem{Line: l, Col: c, Path: path, Msg: msg})
+			continue
+		}
+		if r[0] == "session" && len(r) > 1 {
+			ck.sessionRefs = append(ck.sessionRefs, r[1])
+		}
+	}
+}
+
+// resolve returns "" when the reference r exists in the scope, else why
+// not and how to fix it.
+func (sc *scope) resolve(r []string) string {
+	name := r[0]
+	ref := "." + strings.Join(r, ".")
+	switch name {
+	case "slots", "slot_ids":
+		if len(r) < 2 || sc.anySlots || sc.slots[r[1]] {
+			return ""
+		}
+		if sc.noSlots != "" {
+			return fmt.Sprintf("%s: %s", ref, sc.noSlots)
+		}
+		msg := fmt.Sprintf("no slot %q in this intent (%s)", r[1], ref)
+		if near := closest(r[1], sortedKeys(sc.slots)); near != "" {
+			msg += fmt.Sprintf("; did you mean .%s.%s?", name, near)
+		} else if len(sc.slots) > 0 {
+			msg += "; its slots are " + strings.Join(sortedKeys(sc.slots), ", ")
+		} else {
+			msg += "; declare it under slots:"
+		}
+		return msg
+	case "session":
+		return ""
+	case "user":
+		if len(r) > 1 && r[1] != "id" {
+			return fmt.Sprintf("unknown field %s (only .user.id)", ref)
+		}
+		return ""
+	case "locale", "intent", "skill", "status":
+		if len(r) > 1 {
+			return fmt.Sprintf("field .%s has no field %q", name, r[1])
+		}
+		return ""
+	}
+	if sc.anyExtracts || sc.extracts[name] {
+		return ""
+	}
+	// A bare slot name.
+	if !sc.anySlots && sc.slots[name] {
+		return fmt.Sprintf("unknown field %s: %s is a slot, did you mean .slots.%s?", ref, name, name)
+	}
+	if call, ok := sc.later[name]; ok {
+		if sc.noExtracts != "" {
+			return fmt.Sprintf("extract %s is not set yet: %s (%s sets it)", ref, sc.noExtracts, call)
+		}
+		return fmt.Sprintf("extract %s is not set yet: %s sets it, and a call sees only the extracts of the calls before it", ref, call)
+	}
+	if sc.known[name] {
+		return fmt.Sprintf("extract %s is not set here: %s", ref, sc.noExtracts)
+	}
+	msg := fmt.Sprintf("unknown field %s: not a slot, session or extract name", ref)
+	var cands []string
+	cands = append(cands, sortedKeys(sc.extracts)...)
+	if near := closest(name, cands); near != "" {
+		return msg + fmt.Sprintf("; did you mean .%s?", near)
+	}
+	if !sc.anySlots {
+		if near := closest(name, sortedKeys(sc.slots)); near != "" {
+			return msg + fmt.Sprintf("; did you mean .slots.%s?", near)
+		}
+	}
+	if near := closest(name, sortedKeys(sc.known)); near != "" && sc.noExtracts != "" {
+		return msg + fmt.Sprintf("; .%s is an extract, but %s", near, sc.noExtracts)
+	}
+	if near := closest(name, builtinData); near != "" {
+		return msg + fmt.Sprintf("; did you mean .%s?", near)
+	}
+	return msg
 }
 
 func (ck *checker) speech(path, src string, sc *scope) *Speech {
@@ -104,4 +194,50 @@ func (ck *checker) errorSpeech(path string, m map[string]string, sc *scope) Erro
 		}
 	}
 	return out
+}
+
+// refPos returns the position of the reference ref (".slots.Name") in the
+// template at path: the value's position, or for a template over several
+// lines (a block scalar) the line and column of the reference when its
+// text is found there.
+func (ck *checker) refPos(path, ref string) (int, int) {
+	l, c := ck.idx.pos(path)
+	e, ok := ck.idx.byPath[path]
+	if !ok || e.value.Kind != yaml.ScalarNode || l < 1 || l > len(ck.lines) {
+		return l, c
+	}
+	// The value runs on while lines are indented deeper than its key.
+	indent := c - 1
+	if e.key != nil {
+		indent = e.key.Column - 1
+	}
+	for i := l; i <= len(ck.lines); i++ {
+		line := ck.lines[i-1]
+		if i > l && strings.TrimSpace(line) != "" && len(line)-len(strings.TrimLeft(line, " ")) <= indent {
+			break
+		}
+		from := 0
+		if i == l {
+			from = min(c-1, len(line))
+		}
+		for off := from; off < len(line); {
+			j := strings.Index(line[off:], ref)
+			if j < 0 {
+				break
+			}
+			end := off + j + len(ref)
+			if end == len(line) || !isIdentByte(line[end]) {
+				if i == l {
+					return l, c
+				}
+				return i, off + j + 1
+			}
+			off = end
+		}
+	}
+	return l, c
+}
+
+func isIdentByte(b byte) bool {
+	return b == '_' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
 }

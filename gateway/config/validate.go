@@ -59,7 +59,7 @@ func (ck *checker) validate(cfg *Config) {
 	for _, name := range sortedKeys(cfg.Skills) {
 		ck.skill(cfg, name, cfg.Skills[name])
 	}
-	// Gateway-wide error speech may read the extracts of any skill.
+	// Gateway-wide error speech answers every skill: no slot, no extract.
 	extracts := map[string]bool{}
 	for _, sk := range cfg.Skills {
 		for _, n := range sk.ExtractRefs {
@@ -67,7 +67,11 @@ func (ck *checker) validate(cfg *Config) {
 		}
 	}
 	for _, k := range sortedKeys(cfg.Errors) {
-		ck.checkRefs("server.errors."+k, cfg.Errors[k].T, &scope{anySlots: true, extracts: extracts})
+		ck.checkRefs("server.errors."+k, cfg.Errors[k].T, &scope{
+			noSlots:    "server.errors answer every skill and see no slot; use it in an intent's own errors:",
+			noExtracts: "server.errors answer every skill and see no extract; use it in an intent's own errors:",
+			known:      extracts,
+		})
 	}
 	needsVault := false
 	for _, name := range sortedKeys(cfg.Services) {
@@ -146,14 +150,34 @@ func (ck *checker) server(cfg *Config) {
 		}
 		s.TrustedNets = append(s.TrustedNets, n)
 	}
-	if s.MetricsListen != "" {
-		if _, _, err := net.SplitHostPort(s.MetricsListen); err != nil {
-			ck.errf("server.metrics_listen", "%q is not a host:port address", s.MetricsListen)
-		} else if s.MetricsListen == s.Listen {
-			ck.errf("server.metrics_listen", "must differ from server.listen (leave it empty to serve /metrics there)")
+	for _, l := range []struct{ key, addr string }{{"server.metrics_listen", s.MetricsListen}, {"server.debug_listen", s.DebugListen}} {
+		if l.addr == "" {
+			continue
+		}
+		host, _, err := net.SplitHostPort(l.addr)
+		switch {
+		case err != nil:
+			ck.errf(l.key, "%q is not a host:port address", l.addr)
+		case l.addr == s.Listen:
+			ck.errf(l.key, "must differ from server.listen")
+		case l.key == "server.debug_listen" && !loopback(host):
+			ck.warnf(l.key, "profiles are served on %q, not only on loopback: anyone who reaches it can read memory contents", l.addr)
 		}
 	}
+	if s.DebugListen != "" && s.DebugListen == s.MetricsListen {
+		ck.errf("server.debug_listen", "must differ from server.metrics_listen")
+	}
+	// References are checked once every skill's extracts are known.
 	cfg.Errors = ck.errorSpeech("server.errors", s.Errors, &scope{anySlots: true, anyExtracts: true})
+}
+
+// loopback reports whether host names only the loopback interface.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (ck *checker) alexa(cfg *Config) {
@@ -209,7 +233,7 @@ func (ck *checker) absURL(path, raw string) *url.URL {
 func (ck *checker) service(cfg *Config, name string, s *Service) {
 	p := "services." + name
 	if s == nil {
-		ck.errf(p, "empty service")
+		ck.errf(p, "empty service: its keys (base_url:, …) go on the lines below, indented under it")
 		cfg.Services[name] = &Service{Name: name}
 		return
 	}

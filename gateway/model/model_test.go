@@ -217,7 +217,7 @@ func TestBuildNoDialog(t *testing.T) {
 version: 1
 skills:
   plain:
-    invocation: plain skill
+    invocation: plain talk
     intents:
       Hello:
         samples: ["say hello"]

@@ -75,30 +75,63 @@ type Template struct {
 	// the action's value as JSON, keeping its type (for JSON bodies).
 	typed *template.Template
 	refs  [][]string
+	gets  []string
 }
 
-// Compile parses src as a template for the given output context. Field
-// references can be listed with Refs for static checks.
+// Set compiles templates that share one function table. text/template
+// copies and reflect-checks its functions into every template made with
+// Funcs; a set pays that once, for all the templates of a configuration,
+// and each template is parsed once.
+type Set struct {
+	mu   sync.Mutex
+	root *template.Template
+	n    int
+}
+
+// NewSet returns an empty set.
+func NewSet() *Set {
+	return &Set{root: template.New("\x00root").Funcs(Funcs()).Option("missingkey=zero")}
+}
+
+// Compile parses src as a template for the given output context, with a
+// set of its own. Field references can be listed with Refs for static
+// checks. Use a Set to compile many templates.
 func Compile(name, src string, ctx Context) (*Template, error) {
-	t, err := parseChecked(name, src)
+	return NewSet().Compile(name, src, ctx)
+}
+
+// Compile parses src as a template of the set for the given output
+// context.
+func (s *Set) Compile(name, src string, ctx Context) (*Template, error) {
+	tree, err := parseChecked(name, src)
 	if err != nil {
 		return nil, err
 	}
-	out := &Template{src: src, tmpl: t}
-	out.refs = collectRefs(t.Tree.Root, true, nil)
-	switch ctx {
-	case PathSegment:
-		rewrite(t.Tree.Root, escPath)
-	case SSML:
-		rewrite(t.Tree.Root, escXML)
+	out := &Template{src: src}
+	out.refs = collectRefs(tree.Root, true, nil)
+	out.gets = collectGets(tree.Root)
+	var typed *parse.Tree
+	switch {
+	case ctx == PathSegment:
+		rewrite(tree.Root, escPath)
+	case ctx == SSML:
+		rewrite(tree.Root, escXML)
+	case singleAction(tree.Root):
+		typed = tree.Copy()
+		rewrite(typed.Root, "json")
 	}
-	if ctx == Text && singleAction(t.Tree.Root) {
-		typed, err := parseChecked(name, src)
-		if err != nil {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Names in the set must be unique; the template's own name is only
+	// for messages.
+	s.n++
+	if out.tmpl, err = s.root.AddParseTree(fmt.Sprintf("%s\x00%d", name, s.n), tree); err != nil {
+		return nil, err
+	}
+	if typed != nil {
+		if out.typed, err = s.root.AddParseTree(fmt.Sprintf("%s\x00%d json", name, s.n), typed); err != nil {
 			return nil, err
 		}
-		rewrite(typed.Tree.Root, "json")
-		out.typed = typed
 	}
 	return out, nil
 }
@@ -112,26 +145,52 @@ func MustCompile(name, src string, ctx Context) *Template {
 	return t
 }
 
-func parseChecked(name, src string) (*template.Template, error) {
-	t, err := template.New(name).Funcs(Funcs()).Option("missingkey=zero").Parse(src)
+var (
+	namesOnce sync.Once
+	names     map[string]any
+)
+
+// funcNames is what the parser needs to know of the functions: their
+// names (Funcs and text/template's builtins), with no copy per template.
+func funcNames() map[string]any {
+	namesOnce.Do(func() {
+		names = map[string]any{}
+		for k, v := range Funcs() {
+			names[k] = v
+		}
+		for _, b := range []string{"and", "call", "html", "index", "slice", "js", "len", "not", "or",
+			"print", "printf", "println", "urlquery", "eq", "ge", "gt", "le", "lt", "ne"} {
+			names[b] = true
+		}
+	})
+	return names
+}
+
+// parseChecked parses src into one tree, refusing define, block and
+// template actions, which would let output escape its context.
+func parseChecked(name, src string) (*parse.Tree, error) {
+	trees, err := parse.Parse(name, src, "", "", funcNames())
 	if err != nil {
 		return nil, cleanParseError(err)
 	}
-	if len(t.Templates()) > 1 {
+	t := trees[name]
+	if len(trees) > 1 || t == nil {
 		return nil, errors.New("define, block and template actions are not supported")
 	}
-	if t.Tree == nil || t.Tree.Root == nil {
+	if t.Root == nil {
 		return nil, errors.New("empty template")
 	}
-	if hasTemplateNode(t.Tree.Root) {
+	if hasTemplateNode(t.Root) {
 		return nil, errors.New("define, block and template actions are not supported")
 	}
 	// A lone define named like the template replaces its (empty) body
-	// without adding a second template; under another name it cannot.
-	if other, err := template.New(name + "\x00").Funcs(Funcs()).Parse(src); err != nil || len(other.Templates()) > 1 {
-		return nil, errors.New("define, block and template actions are not supported")
+	// without adding a second tree; under another name it cannot.
+	if strings.Contains(src, "define") {
+		if other, err := parse.Parse(name+"\x00", src, "", "", funcNames()); err != nil || len(other) > 1 {
+			return nil, errors.New("define, block and template actions are not supported")
+		}
 	}
-	bindGet(t.Tree.Root)
+	bindGet(t.Root)
 	return t, nil
 }
 
@@ -153,6 +212,30 @@ func (t *Template) Source() string { return t.src }
 // Refs lists the data fields the template references from the root data,
 // e.g. ["slots" "Symbol"] for {{ .slots.Symbol }}.
 func (t *Template) Refs() [][]string { return t.refs }
+
+// GetPaths lists the gjson paths the template passes to get as literal
+// strings, e.g. "data.items.#" for {{ get "data.items.#" }}, for static
+// checks.
+func (t *Template) GetPaths() []string { return t.gets }
+
+// collectGets lists the literal path arguments of get calls (bound by
+// bindGet as get $ PATH).
+func collectGets(n parse.Node) []string {
+	var out []string
+	walkPipes(n, func(p *parse.PipeNode) {
+		for _, cmd := range p.Cmds {
+			if len(cmd.Args) < 3 {
+				continue
+			}
+			if id, ok := cmd.Args[0].(*parse.IdentifierNode); ok && id.Ident == "get" {
+				if s, ok := cmd.Args[2].(*parse.StringNode); ok {
+					out = append(out, s.Text)
+				}
+			}
+		}
+	})
+	return out
+}
 
 // Typed reports whether the template is exactly one action, whose value
 // keeps its type in a JSON body.

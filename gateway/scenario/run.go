@@ -168,6 +168,11 @@ func (r *Runner) runScenario(file string, sc *Scenario, cfg *config.Config) []st
 	}
 	session := map[string]any{}
 	var problems []string
+	ps, warnings := checkTurns(file, sc, sk)
+	r.warnings = append(r.warnings, warnings...)
+	if len(ps) > 0 {
+		return ps
+	}
 	for i, t := range sc.Turns {
 		spec := alexa.RequestSpec{
 			ApplicationID: appID,
@@ -182,11 +187,13 @@ func (r *Runner) runScenario(file string, sc *Scenario, cfg *config.Config) []st
 		if spec.UserID == "" {
 			spec.UserID = DefaultUser
 		}
+		var resolved map[string]Resolution
 		if !t.Launch {
-			spec.Type, spec.Intent, spec.Slots = "IntentRequest", t.Intent, t.Slots
+			spec.Type, spec.Intent = "IntentRequest", t.Intent
+			spec.Slots, resolved = ResolveSlots(sk, t.Intent, t.Slots)
 		}
 		before := st.count()
-		status, body := h.Serve(context.Background(), sc.Skill, nil, alexa.BuildRequest(spec))
+		status, body := h.Serve(context.Background(), sc.Skill, nil, WithResolutions(alexa.BuildRequest(spec), resolved))
 		reqs, unmatched := st.since(before)
 		at := func(key string) string {
 			line := t.lines[key]

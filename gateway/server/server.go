@@ -45,6 +45,9 @@ type Runtime struct {
 	Deadline time.Duration
 	// Ready reports whether dependencies answer (nil: ready).
 	Ready func(ctx context.Context) error
+	// Status adds entries to the /readyz JSON, e.g. that secrets are
+	// served from memory (serve --secrets).
+	Status map[string]string
 	// Link serves every method and path under /link (the account-linking
 	// pages); nil: linking is off and /link answers 404.
 	Link http.Handler
@@ -197,10 +200,20 @@ func (s *Server) ready(c echo.Context) error {
 		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 		defer cancel()
 		if err := rt.Ready(ctx); err != nil {
-			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+			return c.JSON(http.StatusServiceUnavailable, withStatus(map[string]string{"status": "unavailable", "reason": err.Error()}, rt.Status))
 		}
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	return c.JSON(http.StatusOK, withStatus(map[string]string{"status": "ready"}, rt.Status))
+}
+
+// withStatus adds a runtime's status entries to a /readyz body.
+func withStatus(body, status map[string]string) map[string]string {
+	for k, v := range status {
+		if _, ok := body[k]; !ok {
+			body[k] = v
+		}
+	}
+	return body
 }
 
 // clientAddr replaces the request's RemoteAddr by the client's address
