@@ -29,18 +29,34 @@ type Runtime struct {
 	Alexa AlexaHandler
 	// MaxBodyBytes caps Alexa request bodies (413 above).
 	MaxBodyBytes int64
-	// Ready reports whether dependencies answer (nil: ready).
-	Ready func(ctx context.Context) error
+	// Ready reports the state of the runtime's dependencies for /readyz
+	// (nil: ready, no Vault). It must not make a request: probes are
+	// frequent and must not load Vault.
+	Ready func() Readiness
 	// Routes adds further routes (the account-linking pages) to a group
 	// that always dispatches to the current runtime.
 	Link http.Handler
+}
+
+// Readiness is what /readyz reports of a runtime's dependencies.
+type Readiness struct {
+	// Vault is the secret store's state: "ok", "unreachable", "token
+	// invalid", or "none" without a store.
+	Vault string
+	// Reason, when set, makes /readyz answer 503 with it. It is a short
+	// phrase from a fixed vocabulary ("vault unreachable", "vault token
+	// invalid"), never an internal error text.
+	Reason string
 }
 
 // Server serves the current runtime.
 type Server struct {
 	echo    *echo.Echo
 	current atomic.Pointer[Runtime]
-	log     *slog.Logger
+	// draining is set when graceful shutdown starts: /readyz answers 503
+	// so that load balancers stop sending new requests.
+	draining atomic.Bool
+	log      *slog.Logger
 	// ShutdownTimeout bounds how long in-flight requests may finish.
 	ShutdownTimeout time.Duration
 }
@@ -103,6 +119,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
+	s.draining.Store(true)
 	sctx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
@@ -132,16 +149,33 @@ func (s *Server) alexa(c echo.Context) error {
 	return c.JSONBlob(status, out)
 }
 
+// ready answers /readyz: 503 while no configuration is loaded, while the
+// process drains, or while the runtime reports a reason (Vault never
+// reached since start); 200 otherwise, with the state of Vault, which may
+// be "unreachable" while turns are served from cache. It makes no request.
 func (s *Server) ready(c echo.Context) error {
-	rt := s.current.Load()
-	if rt.Ready != nil {
-		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-		defer cancel()
-		if err := rt.Ready(ctx); err != nil {
-			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "reason": err.Error()})
+	unavailable := func(reason, vault string) error {
+		body := map[string]string{"status": "unavailable", "reason": reason}
+		if vault != "" {
+			body["vault"] = vault
 		}
+		return c.JSON(http.StatusServiceUnavailable, body)
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	if s.draining.Load() {
+		return unavailable("draining", "")
+	}
+	rt := s.current.Load()
+	if rt == nil {
+		return unavailable("configuration not loaded", "")
+	}
+	r := Readiness{Vault: "none"}
+	if rt.Ready != nil {
+		r = rt.Ready()
+	}
+	if r.Reason != "" {
+		return unavailable(r.Reason, r.Vault)
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready", "vault": r.Vault})
 }
 
 func (s *Server) link(w http.ResponseWriter, r *http.Request) {
