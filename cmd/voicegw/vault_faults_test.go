@@ -25,7 +25,6 @@ import (
 
 	"github.com/voicegw/voicegw/gateway/faultproxy"
 	"github.com/voicegw/voicegw/gateway/server"
-	"github.com/voicegw/voicegw/gateway/vault"
 )
 
 // sayDefault is the built-in default error speech (engine.builtinErrors).
@@ -384,7 +383,7 @@ func TestRefreshProviderFailures(t *testing.T) {
 }
 
 // TestRefreshLocks: a lock whose refresh_lock_until has passed (its
-// replica died) is taken over at once; a live lock held by a replica that
+// replica died) is taken over, found so at once or while waiting; a live lock held by a replica that
 // never finishes is waited for no longer than the turn allows: the current
 // token serves while valid, the default speech once expired, and no link
 // code is made.
@@ -403,6 +402,7 @@ func TestRefreshLocks(t *testing.T) {
 		refreshes int
 	}{
 		{name: "stale lock is taken over", lockUntil: -time.Minute, expiresIn: 30 * time.Second, want: sayRepos, refreshes: 1},
+		{name: "lock going stale while waited for is taken over", lockUntil: 400 * time.Millisecond, expiresIn: 30 * time.Second, want: sayRepos, refreshes: 1},
 		{name: "live lock, token valid", lockUntil: time.Minute, expiresIn: 30 * time.Second, want: sayRepos},
 		{name: "live lock, token expired", lockUntil: time.Minute, expiresIn: -time.Minute, want: sayDefault},
 	} {
@@ -569,14 +569,16 @@ func TestVaultReadyz(t *testing.T) {
 	g.mustSay(t, "Weather", userA, sayWeather)
 	want(200, map[string]string{"status": "ready", "vault": "ok"})
 
-	// A token Vault refuses from the start: not ready, with that reason.
-	bad, err := vault.New(g.cfg.Vault, vault.Options{Token: "hvs.invalid", Logger: h.log})
+	// serve's own wiring, with a token Vault refuses: serve logs in at
+	// start, so /readyz says why with no turn ever made.
+	t.Setenv("VAULT_TOKEN", "hvs.invalid")
+	d := newDeps(h.log)
+	rt, err := d.serveRuntime(g.cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bad.Start()
-	defer bad.Close()
-	ts2 := httptest.NewServer(server.New(g.deps.runtime(g.cfg, bad), nil, h.log).Handler())
+	defer d.vault.Close()
+	ts2 := httptest.NewServer(server.New(rt, nil, h.log).Handler())
 	defer ts2.Close()
 	ts = ts2
 	until(503, map[string]string{"status": "unavailable", "reason": "vault token invalid", "vault": "token invalid"}, 3*time.Second)
