@@ -429,3 +429,46 @@ func TestHealthOutage(t *testing.T) {
 		t.Errorf("Health with an invalid token: %+v", h)
 	}
 }
+
+// TestRenewalFailure: a renewal that fails while Vault resets connections
+// is one log line; the store keeps its token, logs in again at the paced
+// rate, and serves once Vault is back, with one line for the re-login and
+// one for each end of the outage.
+func TestRenewalFailure(t *testing.T) {
+	srv := vaulttest.Start(t)
+	roleID := srv.AppRole(t, "voicegw", policy(t), map[string]any{"token_ttl": "2s", "token_max_ttl": "1h"})
+	srv.Put(t, "voicegw/services/weather", map[string]any{"api_key": "k1"})
+	file := filepath.Join(t.TempDir(), "secret-id")
+	sid := srv.SecretID(t, "voicegw")
+	writeFile(t, file, sid)
+	proxy := mustProxy(t, srv.Addr)
+	log, lines := newLog(t, sid, srv.Token)
+	s := approleStore(t, proxy.URL("http"), roleID, file, 500*time.Millisecond, nil, log)
+	ctx := context.Background()
+	if _, err := s.Read(ctx, "services/weather"); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Reset()
+	for deadline := time.Now().Add(4 * time.Second); lines.count("vault token renewal failed") == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no renewal failure logged 4 s into the outage")
+		}
+	}
+	if h := s.Health(); h != (vault.Health{Connected: true, Status: vault.StatusUnreachable}) {
+		t.Errorf("Health after the renewal failed: %+v", h)
+	}
+	proxy.Pass()
+	for deadline := time.Now().Add(6 * time.Second); lines.count("vault re-login") == 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no re-login 6 s after Vault came back")
+		}
+	}
+	if _, err := s.Read(ctx, "services/weather"); err != nil {
+		t.Fatalf("read after the re-login: %v", err)
+	}
+	for msg, want := range map[string]int{"vault token renewal failed": 1, "vault re-login": 1, "vault unreachable": 1, "vault reachable again": 1} {
+		if n := lines.count(msg); n != want {
+			t.Errorf("%d lines %q, want %d", n, msg, want)
+		}
+	}
+}
