@@ -414,7 +414,12 @@ func (s *Store) runLogin(f *loginFlight, reason string) {
 	default:
 	}
 	if secret.Auth != nil && secret.Auth.Renewable && secret.Auth.LeaseDuration > 0 {
-		w, werr := s.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret})
+		// A renewal error ends the watcher, so that it is logged and a
+		// paced re-login replaces the token. (The default retries without
+		// pause until the token expires: thousands of requests a second
+		// against a Vault that resets connections.)
+		w, werr := s.client.NewLifetimeWatcher(&api.LifetimeWatcherInput{Secret: secret,
+			RenewBehavior: api.RenewBehaviorErrorOnErrors})
 		if werr == nil {
 			s.watcher = w
 			go w.Start()
@@ -507,7 +512,7 @@ func (s *Store) watch(w *api.LifetimeWatcher) {
 			if !current {
 				return
 			}
-			reason := "token at max ttl"
+			reason := "renewal ended"
 			if err != nil {
 				s.log.Warn("vault token renewal failed", "method", s.method, "error", clean(err).Error())
 				reason = "renewal failed"
