@@ -63,6 +63,10 @@ func newLog(t *testing.T, secrets ...string) (*slog.Logger, *logLines) {
 				t.Errorf("a secret appears in the log")
 			}
 		}
+		// Vault's service tokens start with hvs.: none may be logged.
+		if strings.Contains(out, "hvs.") {
+			t.Errorf("a Vault token appears in the log")
+		}
 		if t.Failed() {
 			t.Logf("store log:\n%s", out)
 		}
