@@ -130,6 +130,10 @@ func TestVaultHungMidLoad(t *testing.T) {
 		uncached = append(uncached, g.turn("Maps", users[0]), g.turn("Repos", "amzn1.ask.account.NEVERSEEN"))
 		time.Sleep(100 * time.Millisecond)
 	}
+	// A gateway whose vault.timeout (2 s) exceeds its deadline: the turn
+	// still hears the vault speech in time, not the timeout speech.
+	slowVault := h.gateway(cfgVars{"VAULT_ADDR": proxy.URL("http"), "VGW_VAULT_TIMEOUT": "2s", "VGW_DEADLINE": deadline.String()})
+	uncached = append(uncached, slowVault.turn("Maps", users[0]))
 	hangEnd := time.Now()
 	proxy.Pass()
 	time.Sleep(1500 * time.Millisecond)
