@@ -361,9 +361,10 @@ func (p *Provider) read(ctx context.Context, path string) (*gateway.Entry, strin
 	case <-limit:
 	}
 	p.mu.Lock()
-	c = p.cache[path]
-	if c != nil && p.now().Sub(c.at) < StaleFactor*p.ttl {
-		p.staleLocked(path, c)
+	if c = p.cache[path]; c != nil && p.now().Sub(c.at) < StaleFactor*p.ttl {
+		if p.now().Sub(c.at) >= p.ttl {
+			p.staleLocked(path, c)
+		} // else the read has just succeeded after all
 		p.mu.Unlock()
 		return c.entry, path, nil
 	}
