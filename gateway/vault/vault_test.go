@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -77,8 +76,8 @@ func TestStoreKV(t *testing.T) {
 			t.Errorf("Read(%q) = %v, want a refusal", bad, err)
 		}
 	}
-	if err := s.Ready(ctx); err != nil {
-		t.Fatalf("Ready: %v", err)
+	if h := s.Health(); h != (vault.Health{Connected: true, Status: vault.StatusOK}) {
+		t.Fatalf("Health: %+v", h)
 	}
 }
 
@@ -96,8 +95,8 @@ func TestStoreUnreachable(t *testing.T) {
 	if time.Since(start) > time.Second {
 		t.Fatalf("read with Vault down took %s, want a fast failure", time.Since(start))
 	}
-	if err := s.Ready(ctx); err == nil {
-		t.Fatal("Ready with Vault down: nil")
+	if h := s.Health(); h.Status != vault.StatusUnreachable || h.Connected {
+		t.Fatalf("Health with Vault down from the start: %+v", h)
 	}
 }
 
@@ -141,8 +140,8 @@ func TestPolicy(t *testing.T) {
 	if _, err := other.Read(ctx, "secret"); err == nil {
 		t.Fatal("policy lets the gateway read outside its prefix")
 	}
-	if err := s.Ready(ctx); err != nil {
-		t.Fatalf("Ready with the policy token: %v", err)
+	if h := s.Health(); h != (vault.Health{Connected: true, Status: vault.StatusOK}) {
+		t.Fatalf("Health with the policy token: %+v", h)
 	}
 }
 
@@ -206,8 +205,8 @@ func TestAppRole(t *testing.T) {
 	if requests.Load() == 0 {
 		t.Fatal("custom HTTP client not used")
 	}
-	if err := s.Ready(ctx); err != nil && !strings.Contains(err.Error(), "expires") {
-		t.Fatalf("Ready: %v", err)
+	if h := s.Health(); h != (vault.Health{Connected: true, Status: vault.StatusOK}) {
+		t.Fatalf("Health: %+v", h)
 	}
 }
 
