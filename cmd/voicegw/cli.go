@@ -15,7 +15,7 @@ type command struct {
 
 // commands lists every command, in the order the usage shows them.
 var commands = []command{
-	{"serve", "serve -c FILE [--secrets FILE]", "run the HTTP server (SIGHUP reloads the config, SIGINT/SIGTERM stop gracefully)"},
+	{"serve", "serve -c FILE [--secrets FILE] [--watch]", "run the HTTP server (SIGHUP or, with --watch, saving the file reloads the config; SIGINT/SIGTERM stop gracefully)"},
 	{"check", "check -c FILE", "validate a configuration offline: every problem as FILE:LINE:COL: key.path: message"},
 	{"invoke", "invoke -c FILE --skill S (--launch | --intent I [--slot K=V]...) [flags]", "run one turn through the serve pipeline and print the speech"},
 	{"model", "model -c FILE --skill S [--locale en-US]", "print the Alexa interaction model JSON of a skill"},

@@ -134,7 +134,10 @@ func (d *deps) credentials(store gateway.SecretStore, ttl, timeout time.Duration
 		if d.creds != nil {
 			d.creds.Close()
 		}
-		d.creds = auth.New(store, ttl).WithLogger(d.log).WithTimeout(timeout).WithObserver(d.metrics)
+		d.creds = auth.New(store, ttl).WithLogger(d.log).WithTimeout(timeout)
+		if d.metrics != nil {
+			d.creds.WithObserver(d.metrics)
+		}
 		d.credsStore, d.credsTTL, d.credsTimeout = store, ttl, timeout
 	}
 	return d.creds
