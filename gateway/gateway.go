@@ -75,16 +75,61 @@ type Slot struct {
 	Resolved string
 	// ID is the entity-resolution id, or "".
 	ID string
+	// Values are the values of a slot that holds several ("cheese, ham
+	// and tomatoes"), each with its own resolution; nil for one value.
+	Values []Slot
 }
 
 // Text returns the slot's value as templates see it: the resolved name when
-// entity resolution matched, else the spoken value.
+// entity resolution matched, else the spoken value. For a slot with
+// several values it is their texts joined by ", ".
 func (s Slot) Text() string {
 	if s.Resolved != "" {
 		return s.Resolved
 	}
+	if s.Value == "" && len(s.Values) > 0 {
+		return strings.Join(s.Texts(), ", ")
+	}
 	return s.Value
 }
+
+// Texts returns the text of each value: the Values' texts, else the one
+// value's text, else none.
+func (s Slot) Texts() []string {
+	if len(s.Values) > 0 {
+		out := make([]string, 0, len(s.Values))
+		for _, v := range s.Values {
+			if t := v.Text(); t != "" {
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+	if t := s.Text(); t != "" {
+		return []string{t}
+	}
+	return []string{}
+}
+
+// IDs returns the entity-resolution id of each value, as Texts does.
+func (s Slot) IDs() []string {
+	if len(s.Values) > 0 {
+		out := make([]string, 0, len(s.Values))
+		for _, v := range s.Values {
+			if v.Text() != "" {
+				out = append(out, v.ID)
+			}
+		}
+		return out
+	}
+	if s.Text() != "" {
+		return []string{s.ID}
+	}
+	return []string{}
+}
+
+// Filled reports whether the slot has a value.
+func (s Slot) Filled() bool { return len(s.Texts()) > 0 }
 
 // Speech is text to be spoken, plain or SSML.
 type Speech struct {

@@ -369,7 +369,7 @@ func cmdInvoke(args []string, stdout, stderr io.Writer) int {
 		for k, v := range slots {
 			given[k] = scenario.Slot{Value: v}
 		}
-		spec.Slots, resolved = scenario.ResolveSlots(sk, *intent, given)
+		spec.Slots, resolved, _ = scenario.ResolveSlots(sk, *intent, *locale, given)
 	}
 	if len(session) > 0 {
 		spec.Session = map[string]any{}

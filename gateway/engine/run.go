@@ -77,6 +77,8 @@ type run struct {
 	data   map[string]any
 	status int
 	failed *turnError
+	// locale is the skill's locale that answers the turn.
+	locale string
 }
 
 // intentLabel names the turn's intent for metrics without letting a
@@ -107,6 +109,7 @@ func (r *run) outcome() string {
 }
 
 func (r *run) answer() *gateway.Reply {
+	r.locale = r.skill.LocaleFor(r.turn.Locale)
 	switch r.turn.Kind {
 	case gateway.KindLaunch:
 		return r.respond(r.skill.LaunchC)
@@ -132,7 +135,7 @@ func (r *run) compiled() *config.Compiled {
 }
 
 func (r *run) respond(c *config.Compiled) *gateway.Reply {
-	r.data = r.newData()
+	r.data = r.newData(c)
 	if r.turn.Kind == gateway.KindIntent {
 		if reply := r.dialog(c); reply != nil {
 			return reply
@@ -208,7 +211,7 @@ func (r *run) progressive(c *config.Compiled) (stop func()) {
 // returns nil when the intent may run.
 func (r *run) dialog(c *config.Compiled) *gateway.Reply {
 	for _, s := range c.Slots {
-		if !s.Required || r.turn.Slots[s.Name].Text() != "" {
+		if !s.Required || r.turn.Slots[s.Name].Filled() {
 			continue
 		}
 		return r.ask(c, s.Prompt, gateway.Directive{Type: "Dialog.ElicitSlot", Slot: s.Name})
@@ -237,14 +240,26 @@ func (r *run) ask(c *config.Compiled, question *config.Speech, d gateway.Directi
 
 // newData builds the template data of SPEC 3.1. Every session attribute a
 // template reads and every extract name of the skill is present ("" when
-// absent), so templates never print "<no value>".
-func (r *run) newData() map[string]any {
+// absent), so templates never print "<no value>". A slot with multiple
+// values is a list of them (an empty list when absent).
+func (r *run) newData(c *config.Compiled) map[string]any {
 	t := r.turn
-	slots := make(map[string]string, len(t.Slots))
-	ids := make(map[string]string, len(t.Slots))
+	slots := make(map[string]any, len(t.Slots))
+	ids := make(map[string]any, len(t.Slots))
 	for name, s := range t.Slots {
 		slots[name] = s.Text()
 		ids[name] = s.ID
+	}
+	for _, spec := range c.Slots {
+		s, ok := t.Slots[spec.Name]
+		switch {
+		case spec.Multiple:
+			slots[spec.Name] = s.Texts()
+			ids[spec.Name] = s.IDs()
+		case !ok:
+			slots[spec.Name] = ""
+			ids[spec.Name] = ""
+		}
 	}
 	session := make(map[string]any, len(t.Session)+len(r.e.cfg.SessionRefs))
 	for k, v := range t.Session {
@@ -281,6 +296,7 @@ func (r *run) session() map[string]any {
 }
 
 func (r *run) speak(s *config.Speech) (gateway.Speech, error) {
+	s = s.In(r.locale)
 	if s == nil {
 		return gateway.Speech{}, nil
 	}
@@ -291,11 +307,12 @@ func (r *run) speak(s *config.Speech) (gateway.Speech, error) {
 	return gateway.Speech{Text: strings.TrimSpace(text), SSML: s.SSML}, nil
 }
 
-func (r *run) text(t *render.Template) (string, error) {
+func (r *run) text(t *config.Speech) (string, error) {
+	t = t.In(r.locale)
 	if t == nil {
 		return "", nil
 	}
-	s, err := t.Execute(r.data)
+	s, err := t.T.Execute(r.data)
 	return strings.TrimSpace(s), err
 }
 

@@ -232,13 +232,9 @@ func (c *caller) slot(name string, s *config.Slot, v any) (gateway.Slot, string)
 		if tv == nil {
 			continue
 		}
-		names = append(names, tv.Value)
-		match := strings.EqualFold(tv.Value, text)
-		for _, syn := range tv.Synonyms {
-			match = match || strings.EqualFold(syn, text)
-		}
-		if match {
-			return gateway.Slot{Value: text, Resolved: tv.Value, ID: tv.ID}, ""
+		names = append(names, tv.Value.First())
+		if tv.Matches("", text) {
+			return gateway.Slot{Value: text, Resolved: tv.Value.First(), ID: tv.ID}, ""
 		}
 	}
 	return gateway.Slot{}, fmt.Sprintf("The argument %s must be one of: %s.", name, strings.Join(names, ", "))

@@ -67,9 +67,9 @@ func Tools(cfg *config.Config) []*Tool {
 func tool(sk *config.Skill, name string, in *config.Intent) *Tool {
 	t := &Tool{Name: sk.Name + "_" + name, Skill: sk.Name, Intent: name,
 		Description: in.Description, Slots: in.Slots, Types: sk.Types,
-		Confirm: strings.TrimSpace(in.Confirm) != ""}
-	if t.Description == "" && len(in.Samples) > 0 {
-		t.Description = in.Samples[0]
+		Confirm: in.Confirm.PerLocale() || strings.TrimSpace(in.Confirm.Plain) != ""}
+	if samples := in.Samples.First(); t.Description == "" && len(samples) > 0 {
+		t.Description = samples[0]
 	}
 	t.ReadOnly = !t.Confirm
 	for _, m := range methods(in) {
@@ -116,7 +116,7 @@ func slotSchema(s *config.Slot, types map[string][]*config.TypeValue) map[string
 		enum := make([]any, 0, len(values))
 		for _, v := range values {
 			if v != nil {
-				enum = append(enum, v.Value)
+				enum = append(enum, v.Value.First())
 			}
 		}
 		return map[string]any{"type": "string", "enum": enum}

@@ -197,12 +197,13 @@ func (r *Runner) runScenario(file string, sc *Scenario, cfg *config.Config) []st
 			spec.UserID = DefaultUser
 		}
 		var resolved map[string]Resolution
+		var lists map[string][]Value
 		if !t.Launch {
 			spec.Type, spec.Intent = "IntentRequest", t.Intent
-			spec.Slots, resolved = ResolveSlots(sk, t.Intent, t.Slots)
+			spec.Slots, resolved, lists = ResolveSlots(sk, t.Intent, t.Locale, t.Slots)
 		}
 		before := st.count()
-		status, body := h.Serve(context.Background(), sc.Skill, nil, WithResolutions(alexa.BuildRequest(spec), resolved))
+		status, body := h.Serve(context.Background(), sc.Skill, nil, WithSlots(alexa.BuildRequest(spec), resolved, lists))
 		reqs, unmatched := st.since(before)
 		at := func(key string) string {
 			line := t.lines[key]

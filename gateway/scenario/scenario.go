@@ -106,16 +106,43 @@ type Turn struct {
 
 // Slot is a slot value as a turn sends it: a string (the spoken value), or
 // {value, id, name} with the entity resolution Alexa adds when the value
-// matched a value of the slot's custom type.
+// matched a value of the slot's custom type, or a list of those for a
+// slot with multiple: true.
 type Slot struct {
 	Value string
 	ID    string
 	Name  string
+	// List holds the values of a multi-value slot; nil for one value.
+	List []Slot
 }
 
-// UnmarshalYAML accepts a string or a {value, id, name} mapping.
+// UnmarshalYAML accepts a string, a {value, id, name} mapping or a list
+// of them.
 func (s *Slot) UnmarshalYAML(n *yaml.Node) error {
 	switch n.Kind {
+	case yaml.SequenceNode:
+		s.List = []Slot{}
+		var errs []string
+		for _, c := range n.Content {
+			if c.Kind == yaml.SequenceNode {
+				errs = append(errs, fmt.Sprintf("line %d: cannot unmarshal !!seq into scenario.Slot", c.Line))
+				continue
+			}
+			var item Slot
+			if err := item.UnmarshalYAML(c); err != nil {
+				var te *yaml.TypeError
+				if errors.As(err, &te) {
+					errs = append(errs, te.Errors...)
+					continue
+				}
+				return err
+			}
+			s.List = append(s.List, item)
+		}
+		if len(errs) > 0 {
+			return &yaml.TypeError{Errors: errs}
+		}
+		return nil
 	case yaml.ScalarNode:
 		s.Value = n.Value
 		return nil
