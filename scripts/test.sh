@@ -22,6 +22,9 @@ echo "vault: $VOICEGW_VAULT_BIN"
 step "headless Chromium for the browser tests (Debian chromium, chromium-driver)"
 scripts/install-chromium.sh
 
+step "HAProxy for the replica test (Debian haproxy)"
+scripts/install-haproxy.sh
+
 step "MCP TypeScript SDK for the MCP end-to-end test (npm, cached outside the repo)"
 scripts/install-mcp-client.sh >/dev/null
 

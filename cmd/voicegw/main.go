@@ -142,6 +142,7 @@ func newLogger(w io.Writer, level slog.Level) *slog.Logger {
 func cmdServe(args []string, stdout, stderr io.Writer) int {
 	fs, path := newFlags("serve", stderr)
 	secrets := fs.String("secrets", "", "load secrets from this YAML `file` into memory and use them in place of Vault (local development)")
+	watch := fs.Bool("watch", false, "reload the configuration when its file changes, as SIGHUP does")
 	if code, ok := parse(fs, args, stdout); !ok {
 		return code
 	}
@@ -205,26 +206,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		go serveOn(ctx, dln, debugMux(), log)
 		log.Warn("serving profiles (net/http/pprof)", "addr", dln.Addr().String())
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	go func() {
-		for range hup {
-			next, problems := config.Load(*path)
-			if next == nil {
-				for _, p := range problems.Errors() {
-					log.Error("reload failed, keeping the running configuration", "problem", p.Error())
-				}
-				continue
-			}
-			rt, err := d.serveRuntime(next)
-			if err != nil {
-				log.Error("reload failed, keeping the running configuration", "error", err.Error())
-				continue
-			}
-			srv.Swap(rt)
-			log.Info("configuration reloaded", "file", *path, "skills", len(next.Skills))
-		}
-	}()
+	go (&reloader{path: *path, d: d, srv: srv, log: log}).run(ctx, *watch)
 	log.Info("serving", "addr", ln.Addr().String(), "config", *path, "skills", len(cfg.Skills), "version", version)
 	if err := srv.Serve(ctx, ln); err != nil {
 		log.Error("serve", "error", err.Error())

@@ -87,10 +87,10 @@ type servedProcess struct {
 	done chan error
 }
 
-func startServe(t *testing.T, cfgFile, addr string) *servedProcess {
+func startServe(t *testing.T, cfgFile, addr string, flags ...string) *servedProcess {
 	t.Helper()
 	p := &servedProcess{addr: addr, logs: &syncBuffer{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(MustBinary(t), "serve", "-c", cfgFile)
+	p.cmd = exec.Command(MustBinary(t), append([]string{"serve", "-c", cfgFile}, flags...)...)
 	p.cmd.Stderr = p.logs
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -150,6 +150,7 @@ func (d *deps) runtime(cfg *config.Config, store gateway.SecretStore) *server.Ru
 	rt := &server.Runtime{
 		Alexa:        h,
 		MaxBodyBytes: cfg.Server.MaxBodyBytes,
+		Deadline:     cfg.Server.Deadline.Or(config.DefaultDeadline),
 		ClientIP:     server.ClientIPFunc(cfg.Server.TrustedNets),
 		Ready: func(ctx context.Context) error {
 			if r, ok := store.(interface{ Ready(context.Context) error }); ok {

@@ -128,6 +128,30 @@ func BenchmarkTurnNoCall(b *testing.B) {
 	benchServe(b, h, body, "You said AMZN.")
 }
 
+// BenchmarkTurnNoCallDeadline is BenchmarkTurnNoCall as the server calls
+// Serve, with server.deadline on the context: the cost of the watchdog
+// that answers a turn held past its deadline.
+func BenchmarkTurnNoCallDeadline(b *testing.B) {
+	MustUpstream(b, jsonHandler(http.StatusOK, benchAnswer))
+	h := MustPipeline(b, benchConfig+`      Echo:
+        samples: ["echo {Symbol}"]
+        slots:
+          Symbol: { type: AMAZON.SearchQuery }
+        say: "You said {{ .slots.Symbol | upper }}."
+        card: { title: "Echo", text: "{{ .slots.Symbol }}" }
+        session: { last: "{{ .slots.Symbol }}" }
+`, nil)
+	body := buildIntent("amzn1.ask.skill.bench", "Echo", map[string]string{"Symbol": "amzn"})
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx, cancel := context.WithTimeout(context.Background(), 6*time.Second)
+		if status, _ := h.Serve(ctx, "", nil, body); status != http.StatusOK {
+			b.Fatalf("status %d", status)
+		}
+		cancel()
+	}
+}
+
 // BenchmarkTurnParallel is BenchmarkTurn from GOMAXPROCS goroutines at
 // once: throughput across cores with the shared transport and caches.
 func BenchmarkTurnParallel(b *testing.B) {
@@ -144,4 +168,17 @@ func BenchmarkTurnParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkDecode is the envelope check and decode alone (UTF-8, nesting,
+// duplicate keys ignoring case, fields), for an IntentRequest as Alexa
+// sends it.
+func BenchmarkDecode(b *testing.B) {
+	body := buildIntent("amzn1.ask.skill.bench", "GetQuote", map[string]string{"Symbol": "AMZN"})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := alexa.Decode(body); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -10,9 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
+	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 	"github.com/tidwall/gjson"
 
 	"github.com/voicegw/voicegw/gateway"
@@ -86,22 +89,53 @@ const maxDepth = 32
 
 // Decode validates body as an Alexa request envelope and returns the turn.
 // Errors wrap ErrEnvelope and say what is wrong, without echoing values.
+//
+// The body is decoded with github.com/go-json-experiment/json (JSON v2),
+// which rejects invalid JSON and UTF-8 and exactly duplicate names, and
+// matches field names case-sensitively; checkKeys then rejects what is
+// left: keys equal ignoring case, and nesting deeper than maxDepth.
 func Decode(body []byte) (*gateway.Turn, error) {
 	if !utf8.Valid(body) {
 		return nil, fmt.Errorf("%w: body is not UTF-8", ErrEnvelope)
 	}
-	if err := checkJSON(body); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrEnvelope, err)
-	}
 	var env envelope
-	if err := json.Unmarshal(body, &env); err != nil {
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return nil, fmt.Errorf("%w: %s has the wrong type", ErrEnvelope, te.Field)
+	if err := jsonv2.Unmarshal(body, &env); err != nil {
+		var se *jsonv2.SemanticError
+		switch {
+		case errors.Is(err, jsontext.ErrDuplicateName):
+			return nil, fmt.Errorf("%w: duplicate key", ErrEnvelope)
+		case errors.As(err, new(*jsontext.SyntacticError)):
+			return nil, fmt.Errorf("%w: not JSON", ErrEnvelope)
+		case errors.As(err, &se) && se.JSONPointer == "":
+			return nil, fmt.Errorf("%w: not a JSON object", ErrEnvelope)
+		case se != nil:
+			return nil, fmt.Errorf("%w: %s has the wrong type", ErrEnvelope, fieldPath(se.JSONPointer))
 		}
 		return nil, fmt.Errorf("%w: not JSON", ErrEnvelope)
 	}
+	if err := checkKeys(gjson.ParseBytes(body), 0); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrEnvelope, err)
+	}
 	return env.turn()
+}
+
+// fieldPath turns the JSON pointer of a wrongly typed member into the
+// dotted path of its field, with a slot's name (a key the request
+// chooses) as "*", so that the error echoes nothing of the request.
+func fieldPath(ptr jsontext.Pointer) string {
+	var b strings.Builder
+	prev := ""
+	for tok := range ptr.Tokens() {
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		if prev == "slots" || b.Len() > 64 {
+			tok = "*"
+		}
+		b.WriteString(tok)
+		prev = tok
+	}
+	return b.String()
 }
 
 func (env *envelope) turn() (*gateway.Turn, error) {
@@ -220,17 +254,12 @@ func parseTimestamp(raw json.RawMessage) (time.Time, error) {
 	return time.UnixMilli(ms), nil
 }
 
-// checkJSON rejects what encoding/json would silently accept: nesting
-// deeper than maxDepth and duplicate object keys (which could make two
-// parsers disagree about what a request says).
-func checkJSON(body []byte) error {
-	if !gjson.ValidBytes(body) {
-		return errors.New("not JSON")
-	}
-	return checkValue(gjson.ParseBytes(body), 0)
-}
-
-func checkValue(v gjson.Result, depth int) error {
+// checkKeys walks a document that is valid JSON and rejects what the
+// decoder accepts but two parsers could read differently: object keys
+// equal ignoring case (Unicode simple folding, as strings.EqualFold),
+// since encoding/json matches field names that way ("UserId" after
+// "userId" would decode as the user id), and nesting deeper than maxDepth.
+func checkKeys(v gjson.Result, depth int) error {
 	if !v.IsObject() && !v.IsArray() {
 		return nil
 	}
@@ -244,14 +273,14 @@ func checkValue(v gjson.Result, depth int) error {
 		if obj {
 			key := k.String()
 			for _, seen := range keys {
-				if seen == key {
-					err = errors.New("duplicate key")
+				if strings.EqualFold(seen, key) {
+					err = errors.New("duplicate key (ignoring case)")
 					return false
 				}
 			}
 			keys = append(keys, key)
 		}
-		err = checkValue(val, depth+1)
+		err = checkKeys(val, depth+1)
 		return err == nil
 	})
 	return err

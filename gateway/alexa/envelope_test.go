@@ -137,6 +137,17 @@ func TestDecode(t *testing.T) {
 		{name: "duplicate top-level key", body: strings.Replace(envelopeJSON(launchReq, validUser), `"version":"1.0",`, `"version":"1.0","version":"2.0",`, 1)},
 		{name: "duplicate user id", body: strings.Replace(envelopeJSON(launchReq, validUser), `"user":{"userId":"`+validUser+`"`, `"user":{"userId":"`+validUser+`","userId":"amzn1.ask.account.EVIL"`, 1)},
 		{name: "duplicate request type", body: envelopeJSON(`{"type":"LaunchRequest","type":"IntentRequest","requestId":"r","timestamp":"2024-05-01T12:00:00Z"}`, validUser)},
+		// SPEC 10: keys equal ignoring case are duplicates, since Go's
+		// decoding matches field names that way ("UserId" would decode
+		// as userId, the last one winning).
+		{name: "user id and UserId", body: strings.Replace(envelopeJSON(launchReq, validUser), `"user":{"userId":"`+validUser+`"`, `"user":{"userId":"`+validUser+`","UserId":"amzn1.ask.account.EVIL"`, 1)},
+		{name: "USERID before userId", body: strings.Replace(envelopeJSON(launchReq, validUser), `"user":{"userId":"`, `"user":{"USERID":"amzn1.ask.account.EVIL","userId":"`, 1)},
+		{name: "Version and version", body: strings.Replace(envelopeJSON(launchReq, validUser), `"version":"1.0",`, `"version":"1.0","Version":"2.0",`, 1)},
+		{name: "Unicode fold: long s in uſerId", body: strings.Replace(envelopeJSON(launchReq, validUser), `"user":{"userId":"`+validUser+`"`, `"user":{"userId":"`+validUser+`","u\u017ferId":"amzn1.ask.account.EVIL"`, 1)},
+		{name: "escaped key equal ignoring case", body: strings.Replace(envelopeJSON(launchReq, validUser), `"user":{"userId":"`+validUser+`"`, `"user":{"userId":"`+validUser+`","\u0055serId":"amzn1.ask.account.EVIL"`, 1)},
+		{name: "case duplicates in request type", body: envelopeJSON(`{"type":"IntentRequest","TYPE":"LaunchRequest","requestId":"r","timestamp":"2024-05-01T12:00:00Z"}`, validUser)},
+		{name: "case duplicates in session attributes", body: strings.Replace(envelopeJSON(launchReq, validUser), `"attributes":{"n":1,"s":"x"}`, `"attributes":{"n":1,"s":"x","S":"y"}`, 1)},
+		{name: "case duplicates deep in slots", body: envelopeJSON(strings.Replace(intentReq, `"code":"ER_SUCCESS_MATCH"`, `"code":"ER_SUCCESS_MATCH","Code":"ER_SUCCESS_NO_MATCH"`, 1), validUser)},
 		{name: "40 levels of nesting", body: strings.Replace(envelopeJSON(launchReq, validUser), `"attributes":{"n":1,"s":"x"}`, `"attributes":`+nestedJSON(40), 1)},
 		{name: "40 levels of arrays", body: strings.Replace(envelopeJSON(launchReq, validUser), `"attributes":{"n":1,"s":"x"}`, `"attributes":{"a":`+strings.Repeat("[", 40)+strings.Repeat("]", 40)+`}`, 1)},
 		{name: "invalid UTF-8", body: strings.Replace(envelopeJSON(launchReq, validUser), `"s":"x"`, "\"s\":\"\xff\xfe\"", 1)},

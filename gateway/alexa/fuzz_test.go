@@ -1,6 +1,8 @@
 package alexa_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -40,6 +42,8 @@ func FuzzDecode(f *testing.F) {
 		`{"version":"1.0","request":{"type":"LaunchRequest"}} trailing`,
 		"\ufeff" + envelopeJSON(launchReq, validUser),
 		``, `null`, `0`, `"`, `{"":{"":{"":[]}}}`,
+		strings.Replace(envelopeJSON(launchReq, validUser), `"user":{"userId":"`, `"user":{"UserId":"amzn1.ask.account.EVIL","userId":"`, 1),
+		strings.Replace(envelopeJSON(launchReq, validUser), `"s":"x"`, `"s":"x","\u017f":"y"`, 1),
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))
@@ -64,6 +68,9 @@ func FuzzDecode(f *testing.F) {
 		if !utf8.Valid(body) {
 			t.Fatalf("decoded a body that is not UTF-8")
 		}
+		if k, ok := foldedDuplicate(body); ok {
+			t.Fatalf("decoded a body with keys equal ignoring case: %q", k)
+		}
 		if turn.ApplicationID == "" || turn.RequestID == "" || turn.Type == "" {
 			t.Fatalf("decoded turn lacks ids: %+v", turn)
 		}
@@ -73,4 +80,55 @@ func FuzzDecode(f *testing.F) {
 		// What the gateway answers for any turn is a valid response.
 		_ = alexa.Encode(&gateway.Reply{Speech: gateway.Speech{Text: turn.Intent}, Session: turn.Session})
 	})
+}
+
+// foldedDuplicate reports a key that one object of a JSON document has
+// twice ignoring case, walking it with encoding/json's tokenizer: an
+// oracle independent of the decoder under test.
+func foldedDuplicate(body []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	// One entry per open object or array: the keys seen (nil for an
+	// array) and whether the next string token of an object is a key.
+	type level struct {
+		keys  []string
+		obj   bool
+		atKey bool
+	}
+	var stack []level
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		top := len(stack) - 1
+		if top >= 0 && stack[top].obj && stack[top].atKey {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:top]
+				continue
+			}
+			key, _ := tok.(string)
+			for _, seen := range stack[top].keys {
+				if strings.EqualFold(seen, key) {
+					return key, true
+				}
+			}
+			stack[top].keys = append(stack[top].keys, key)
+			stack[top].atKey = false
+			continue
+		}
+		if top >= 0 && stack[top].obj {
+			stack[top].atKey = true
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, level{obj: true, atKey: true})
+		case json.Delim('['):
+			stack = append(stack, level{})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:top]
+			if top-1 >= 0 && stack[top-1].obj {
+				stack[top-1].atKey = true
+			}
+		}
+	}
 }

@@ -2,6 +2,8 @@ package alexa
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +11,9 @@ import (
 	"net/http"
 	"runtime/debug"
 	"time"
+	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
 
 	"github.com/voicegw/voicegw/gateway"
 )
@@ -44,62 +49,179 @@ type Handler struct {
 	Observer Observer
 }
 
+// Reasons of rejected requests, the values of the metrics' reason label.
+// They are constants: nothing a request sends becomes a label value.
+const (
+	ReasonTooLarge    = "body too large"
+	ReasonBody        = "body unreadable"
+	ReasonSignature   = "signature"
+	ReasonEnvelope    = "envelope"
+	ReasonTimestamp   = "timestamp"
+	ReasonUnknown     = "unknown skill"
+	ReasonApplication = "application id"
+)
+
+// watchdogGrace is how long after its deadline a turn's engine may take
+// before the handler answers without it; with encoding and writing, the
+// answer still leaves within the deadline and 250 ms.
+const watchdogGrace = 100 * time.Millisecond
+
 // Serve answers one request for the named skill ("" to choose by
 // application id) and returns the HTTP status and body: 200 with an Alexa
 // response, 400 for a forged or malformed request, 404 for an unknown
-// skill.
+// skill. When ctx has a deadline (the server sets server.deadline from the
+// request's arrival), verification gets what is left of it, and the
+// answer is sent by then even when the engine is stuck on a dependency
+// that ignores it.
 func (h *Handler) Serve(ctx context.Context, skill string, header http.Header, body []byte) (int, []byte) {
 	start := time.Now()
-	log := h.Logger
-	if log == nil {
-		log = slog.Default()
-	}
-	// known is the skill name once it is known to be configured; until
-	// then the URL's name is not trusted as a metric label.
-	known := ""
-	reject := func(status int, reason string, err error) (int, []byte) {
-		log.LogAttrs(ctx, slog.LevelWarn, "request rejected",
-			slog.Int("status", status), slog.String("reason", reason), slog.String("error", err.Error()))
-		if h.Observer != nil {
-			h.Observer.Observe(known, status, reason, time.Since(start))
-		}
-		// What was wrong with the client's own envelope is said; the
-		// detail of a failed verification is only logged.
-		text := err.Error()
-		if reason != "envelope" {
-			text = reason + " check failed"
-		}
-		msg, _ := json.Marshal(map[string]string{"error": text})
-		return status, msg
-	}
+	log := h.logger()
 	if h.Verifier != nil {
 		if err := h.Verifier.Signature(ctx, header, body); err != nil {
-			return reject(http.StatusBadRequest, "signature", err)
+			// The body is not parsed before its signature holds, not even
+			// for its requestId.
+			return h.reject(ctx, "", "", http.StatusBadRequest, ReasonSignature, err, start)
 		}
 	}
 	turn, err := Decode(body)
 	if err != nil {
-		return reject(http.StatusBadRequest, "envelope", err)
+		return h.reject(ctx, "", envelopeRequestID(body), http.StatusBadRequest, ReasonEnvelope, err, start)
 	}
 	if h.Verifier != nil {
 		if err := h.Verifier.Timestamp(turn.Timestamp); err != nil {
-			return reject(http.StatusBadRequest, "timestamp", err)
+			return h.reject(ctx, "", turn.RequestID, http.StatusBadRequest, ReasonTimestamp, err, start)
 		}
 	}
 	name, err := h.Engine.SkillFor(skill, turn.ApplicationID)
 	switch {
 	case errors.Is(err, gateway.ErrUnknownSkill):
-		return reject(http.StatusNotFound, "unknown skill", err)
+		return h.reject(ctx, "", turn.RequestID, http.StatusNotFound, ReasonUnknown, err, start)
 	case err != nil:
-		known = skill
-		return reject(http.StatusBadRequest, "application id", err)
+		// SkillFor refuses the application id only of a configured
+		// skill, so the URL's name is a configured one here.
+		return h.reject(ctx, skill, turn.RequestID, http.StatusBadRequest, ReasonApplication, err, start)
 	}
 	turn.Skill = name
-	reply := h.turn(ctx, log, turn)
+	reply := h.answer(ctx, log, turn)
 	if h.Observer != nil {
 		h.Observer.Observe(name, http.StatusOK, "", time.Since(start))
 	}
 	return http.StatusOK, Encode(reply)
+}
+
+// Reject logs and counts a request the HTTP front refused before Serve
+// could see its body, under a request id of the gateway's own, and
+// returns its JSON error body: 413 is a body over the size limit
+// (ReasonTooLarge), any other status a body that could not be read
+// (ReasonBody).
+func (h *Handler) Reject(ctx context.Context, status int, err error) []byte {
+	reason := ReasonBody
+	if status == http.StatusRequestEntityTooLarge {
+		reason = ReasonTooLarge
+	}
+	_, msg := h.reject(ctx, "", "", status, reason, err, time.Now())
+	return msg
+}
+
+// reject logs a refused request with a request id (the Alexa requestId
+// when the envelope had one, else a new one of the gateway's), counts it
+// under known (a configured skill's name, or "") and returns its status
+// and JSON error body.
+func (h *Handler) reject(ctx context.Context, known, requestID string, status int, reason string, err error, start time.Time) (int, []byte) {
+	if requestID == "" {
+		requestID = newRequestID()
+	}
+	h.logger().LogAttrs(ctx, slog.LevelWarn, "request rejected",
+		slog.String("request_id", requestID), slog.Int("status", status),
+		slog.String("reason", reason), slog.String("error", err.Error()))
+	if h.Observer != nil {
+		h.Observer.Observe(known, status, reason, time.Since(start))
+	}
+	// What was wrong with the client's own request is said; the detail
+	// of a failed verification is only logged.
+	var text string
+	switch reason {
+	case ReasonEnvelope:
+		text = err.Error()
+	case ReasonTooLarge, ReasonBody:
+		text = reason
+	default:
+		text = reason + " check failed"
+	}
+	msg, _ := json.Marshal(map[string]string{"error": text})
+	return status, msg
+}
+
+func (h *Handler) logger() *slog.Logger {
+	if h.Logger == nil {
+		return slog.Default()
+	}
+	return h.Logger
+}
+
+// maxLoggedID bounds a requestId taken from a malformed envelope into the
+// log.
+const maxLoggedID = 128
+
+// envelopeRequestID returns request.requestId of a body that failed to
+// decode as an envelope, when it has one that is fit to log.
+func envelopeRequestID(body []byte) string {
+	id := gjson.GetBytes(body, "request.requestId")
+	if id.Type != gjson.String || len(id.Str) > maxLoggedID || !utf8.ValidString(id.Str) {
+		return ""
+	}
+	return id.Str
+}
+
+// newRequestID names a request that has no Alexa requestId to log.
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "voicegw." + hex.EncodeToString(b[:])
+}
+
+// TimeoutAnswerer is implemented by an Engine that knows which turns can
+// wait on a dependency and can answer one it could not finish by its
+// deadline with the turn's own `timeout` speech (engine.Engine does).
+// Without it every turn runs under the watchdog, and one held past its
+// deadline hears TimeoutSpeech.
+type TimeoutAnswerer interface {
+	// Waits reports whether the turn may wait on a dependency (it has
+	// calls to make); one that cannot runs without the watchdog.
+	Waits(t *gateway.Turn) bool
+	// TimedOut answers a turn held past its deadline.
+	TimedOut(t *gateway.Turn) *gateway.Reply
+}
+
+// TimeoutSpeech answers a turn whose engine overran its deadline and has
+// no TimedOut of its own.
+const TimeoutSpeech = "Sorry, that is taking too long right now. Please try again in a moment."
+
+// answer runs the turn. When ctx has a deadline and the engine has not
+// answered shortly after it, the turn is answered with its timeout speech
+// and the engine's late reply is dropped.
+func (h *Handler) answer(ctx context.Context, log *slog.Logger, t *gateway.Turn) *gateway.Reply {
+	deadline, ok := ctx.Deadline()
+	ta, _ := h.Engine.(TimeoutAnswerer)
+	if !ok || (ta != nil && !ta.Waits(t)) {
+		// Nothing to watch: a goroutine hand-off costs about 25 us.
+		return h.turn(ctx, log, t)
+	}
+	done := make(chan *gateway.Reply, 1)
+	go func() { done <- h.turn(ctx, log, t) }()
+	timer := time.NewTimer(time.Until(deadline) + watchdogGrace)
+	defer timer.Stop()
+	select {
+	case reply := <-done:
+		return reply
+	case <-timer.C:
+	}
+	log.LogAttrs(ctx, slog.LevelError, "turn overran its deadline",
+		slog.String("request_id", t.RequestID), slog.String("skill", t.Skill), slog.String("intent", t.Intent))
+	if ta != nil {
+		return ta.TimedOut(t)
+	}
+	return &gateway.Reply{Speech: gateway.Speech{Text: TimeoutSpeech}, EndSession: true}
 }
 
 // FallbackSpeech answers a turn whose engine failed outright (a bug): the

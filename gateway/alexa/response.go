@@ -2,7 +2,9 @@ package alexa
 
 import (
 	"encoding/json"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -13,8 +15,10 @@ import (
 const (
 	// MaxSpeech is the most characters of outputSpeech text or SSML.
 	MaxSpeech = 8000
-	// MaxResponse is the most bytes of a whole response.
-	MaxResponse = 24000
+	// MaxCard is the most characters of a card's title and text together.
+	MaxCard = 8000
+	// MaxResponse is the most bytes of a whole response (24 KB).
+	MaxResponse = 24 << 10
 )
 
 type outSpeech struct {
@@ -54,10 +58,11 @@ type outEnvelope struct {
 
 // Encode renders a reply as an Alexa response. Speech over MaxSpeech is cut
 // at a sentence (else word) boundary and, when the reply has no card, the
-// whole text goes to a Simple card; the card and then the session
-// attributes are shortened, then the reprompt is dropped and the speech cut
-// further, until the response fits in MaxResponse bytes. SSML loses the
-// characters XML cannot carry.
+// whole text goes to a Simple card "Full answer"; a card's title and text
+// together are cut to MaxCard characters. Until the response fits in
+// MaxResponse bytes, the card's text is shortened, then session attributes
+// are dropped one at a time, largest first, then the reprompt is dropped
+// and the speech cut further. SSML loses the characters XML cannot carry.
 func Encode(r *gateway.Reply) []byte {
 	env := outEnvelope{Version: "1.0"}
 	if r.Empty {
@@ -73,12 +78,13 @@ func Encode(r *gateway.Reply) []byte {
 	}
 	switch {
 	case r.Card != nil:
-		env.Response.Card = &outCard{Type: string(r.Card.Type), Title: r.Card.Title, Content: r.Card.Text}
-		if r.Card.Type == gateway.CardLinkAccount {
-			env.Response.Card.Title, env.Response.Card.Content = "", ""
+		env.Response.Card = &outCard{Type: string(r.Card.Type)}
+		if r.Card.Type != gateway.CardLinkAccount {
+			env.Response.Card.Title, env.Response.Card.Content = limitCard(r.Card.Title, r.Card.Text)
 		}
 	case cut:
-		env.Response.Card = &outCard{Type: string(gateway.CardSimple), Title: "Full answer", Content: full}
+		env.Response.Card = &outCard{Type: string(gateway.CardSimple)}
+		env.Response.Card.Title, env.Response.Card.Content = limitCard(fullAnswerTitle, full)
 	}
 	end := r.EndSession
 	for _, d := range r.Directives {
@@ -87,6 +93,7 @@ func Encode(r *gateway.Reply) []byte {
 	}
 	env.Response.ShouldEndSession = &end
 	b, _ := json.Marshal(env)
+	var largest []string // session attributes not yet dropped, largest first
 	for len(b) > MaxResponse {
 		c := env.Response.Card
 		switch {
@@ -100,8 +107,14 @@ func Encode(r *gateway.Reply) []byte {
 			if keep == 0 {
 				c.Content = ""
 			}
-		case env.SessionAttributes != nil:
-			env.SessionAttributes = nil
+		case len(env.SessionAttributes) > 0:
+			if largest == nil {
+				largest = bySize(env.SessionAttributes)
+				// A copy: the reply's map is the caller's.
+				env.SessionAttributes = maps.Clone(env.SessionAttributes)
+			}
+			delete(env.SessionAttributes, largest[0])
+			largest = largest[1:]
 		case env.Response.Reprompt != nil:
 			// Speech and reprompt alone are within 2 x 8,000 characters of
 			// at most 4 bytes each, plus JSON escaping: drop the reprompt.
@@ -127,6 +140,44 @@ func Encode(r *gateway.Reply) []byte {
 		b, _ = json.Marshal(env)
 	}
 	return b
+}
+
+// fullAnswerTitle is the title of the card that carries a cut speech's
+// whole text.
+const fullAnswerTitle = "Full answer"
+
+// limitCard cuts a card's title and text so that together they have at
+// most MaxCard characters: the text at a sentence (else word) boundary,
+// the title only when it alone is longer.
+func limitCard(title, text string) (string, string) {
+	tn := utf8.RuneCountInString(title)
+	if tn+utf8.RuneCountInString(text) <= MaxCard {
+		return title, text
+	}
+	if tn > MaxCard {
+		title = cutText(title, MaxCard)
+		tn = utf8.RuneCountInString(title)
+	}
+	return title, cutText(text, MaxCard-tn)
+}
+
+// bySize returns the names of session attributes ordered by their encoded
+// size, largest first (by name among equals, so the order is stable).
+func bySize(attrs map[string]any) []string {
+	size := make(map[string]int, len(attrs))
+	names := make([]string, 0, len(attrs))
+	for k, v := range attrs {
+		b, _ := json.Marshal(v)
+		size[k] = len(k) + len(b)
+		names = append(names, k)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		if d := size[b] - size[a]; d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
+	return names
 }
 
 // limitSpeech returns the Alexa speech, the full plain text, and whether

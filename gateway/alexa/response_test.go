@@ -2,6 +2,8 @@ package alexa_test
 
 import (
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -84,8 +86,17 @@ func TestEncodeLimits(t *testing.T) {
 				if !strings.HasSuffix(sp, "lazy dog.") {
 					t.Errorf("speech not cut at a sentence: ...%q", sp[len(sp)-20:])
 				}
-				if c := d.Response.Card; c == nil || c.Type != "Simple" || c.Content != strings.Repeat(sentence, 200) {
-					t.Errorf("card does not hold the whole text: %+v", c != nil)
+				// 9,000 characters: the card holds what fits with its
+				// title in 8,000, cut at a sentence.
+				c := d.Response.Card
+				if c == nil || c.Type != "Simple" || c.Title != "Full answer" {
+					t.Fatalf("no Full answer card: %+v", c)
+				}
+				if n := utf8.RuneCountInString(c.Title + c.Content); n > 8000 || n < 8000-len(sentence) {
+					t.Errorf("card title and text have %d characters, want up to 8000", n)
+				}
+				if !strings.HasPrefix(strings.Repeat(sentence, 200), c.Content) || !strings.HasSuffix(c.Content, "lazy dog.") {
+					t.Errorf("card text is not the text cut at a sentence: ...%q", c.Content[len(c.Content)-20:])
 				}
 			}},
 		{name: "long speech cut at a word without sentence end", reply: &gateway.Reply{Speech: gateway.Speech{Text: strings.Repeat("word ", 2000)}},
@@ -184,4 +195,147 @@ func TestEncodeSSMLIsXML(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestCardLimit pins SPEC 10: a card's title and text together have at
+// most 8,000 characters, Alexa's limit, named here as a literal so that a
+// changed constant fails.
+func TestCardLimit(t *testing.T) {
+	const limit = 8000
+	words := func(n int) string { // n characters of words, no sentence end
+		return strings.Repeat("abcd ", n/5+1)[:n]
+	}
+	tests := []struct {
+		name        string
+		title, text string
+		// wantTitle is the title the card must keep ("" for the input's).
+		wantTitle string
+		uncut     bool
+	}{
+		{name: "exactly at the limit", title: "Quote", text: words(limit - 5), uncut: true},
+		{name: "one over the limit", title: "Quote", text: words(limit - 4)},
+		{name: "long text, short title", title: "Quote", text: words(3 * limit)},
+		{name: "long title", title: strings.Repeat("T", limit+1), text: "text", wantTitle: strings.Repeat("T", limit)},
+		{name: "multi-byte characters count once", title: "日本", text: strings.Repeat("語", limit-2), uncut: true},
+		{name: "multi-byte over", title: "日本", text: strings.Repeat("語", limit-1)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var d encodedReply
+			reply := &gateway.Reply{Speech: gateway.Speech{Text: "Hi."}, Card: &gateway.Card{Type: gateway.CardSimple, Title: tc.title, Text: tc.text}}
+			if err := json.Unmarshal(alexa.Encode(reply), &d); err != nil {
+				t.Fatal(err)
+			}
+			c := d.Response.Card
+			if c == nil {
+				t.Fatal("no card")
+			}
+			n := utf8.RuneCountInString(c.Title) + utf8.RuneCountInString(c.Content)
+			if n > limit {
+				t.Errorf("title and text have %d characters, over %d", n, limit)
+			}
+			if tc.uncut {
+				if c.Title != tc.title || c.Content != tc.text {
+					t.Errorf("card within the limit was cut to %d characters", n)
+				}
+				return
+			}
+			want := tc.wantTitle
+			if want == "" {
+				want = tc.title
+			}
+			if c.Title != want {
+				t.Errorf("title cut to %d characters, want %d", utf8.RuneCountInString(c.Title), utf8.RuneCountInString(want))
+			}
+			if !strings.HasPrefix(tc.text, c.Content) {
+				t.Errorf("text is not a cut of the card's text")
+			}
+			if c.Title == tc.title && n < limit-10 {
+				t.Errorf("text cut to %d characters in all, far under %d", n, limit)
+			}
+		})
+	}
+	t.Run("Full answer card", func(t *testing.T) {
+		// Speech of 20,000 characters: spoken cut to 8,000, and the card
+		// "Full answer" carries as much as fits with its title.
+		long := strings.Repeat("The quick brown fox jumps over the lazy dog. ", 450)
+		var d encodedReply
+		if err := json.Unmarshal(alexa.Encode(&gateway.Reply{Speech: gateway.Speech{Text: long}}), &d); err != nil {
+			t.Fatal(err)
+		}
+		c := d.Response.Card
+		if c == nil || c.Title != "Full answer" {
+			t.Fatalf("card %+v, want Full answer", c)
+		}
+		if n := utf8.RuneCountInString(c.Title + c.Content); n > limit || n < limit-50 {
+			t.Errorf("Full answer card has %d characters, want up to %d", n, limit)
+		}
+	})
+}
+
+// TestResponseLimitDropsLargestAttributes pins SPEC 10: a response stays
+// within 24 KB (24,576 bytes, named as a literal), and over it session
+// attributes are dropped largest first, one at a time, not all at once.
+func TestResponseLimitDropsLargestAttributes(t *testing.T) {
+	const limit = 24576
+	// size returns the encoded size of a reply whose attribute "big" has
+	// n bytes beside the attributes of keep.
+	build := func(n int) *gateway.Reply {
+		return &gateway.Reply{Speech: gateway.Speech{Text: "Hi."}, Session: map[string]any{
+			"big":    strings.Repeat("x", n),
+			"medium": strings.Repeat("m", 3000),
+			"small":  "s",
+			"count":  3,
+		}}
+	}
+	base := len(alexa.Encode(build(0)))
+	fill := limit - base // "big" this long makes the response exactly 24 KB
+	tests := []struct {
+		name string
+		big  int
+		// want are the attributes the response keeps.
+		want []string
+	}{
+		{name: "exactly 24 KB keeps every attribute", big: fill, want: []string{"big", "count", "medium", "small"}},
+		{name: "one byte over drops only the largest", big: fill + 1, want: []string{"count", "medium", "small"}},
+		{name: "far over drops only the largest", big: 10 * limit, want: []string{"count", "medium", "small"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reply := build(tc.big)
+			b := alexa.Encode(reply)
+			if len(b) > limit {
+				t.Fatalf("response is %d bytes, over %d", len(b), limit)
+			}
+			var d struct {
+				SessionAttributes map[string]any `json:"sessionAttributes"`
+			}
+			if err := json.Unmarshal(b, &d); err != nil {
+				t.Fatal(err)
+			}
+			got := slices.Sorted(maps.Keys(d.SessionAttributes))
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("attributes %v, want %v", got, tc.want)
+			}
+			if len(reply.Session) != 4 {
+				t.Errorf("the reply's own session map was changed: %d entries", len(reply.Session))
+			}
+		})
+	}
+	t.Run("two large attributes: largest first, then the next", func(t *testing.T) {
+		reply := &gateway.Reply{Speech: gateway.Speech{Text: "Hi."}, Session: map[string]any{
+			"a": strings.Repeat("a", 15000), "b": strings.Repeat("b", 14000), "c": strings.Repeat("c", 9000), "d": 1,
+		}}
+		var d struct {
+			SessionAttributes map[string]any `json:"sessionAttributes"`
+		}
+		b := alexa.Encode(reply)
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatal(err)
+		}
+		// 38 KB of attributes: dropping a (15,000) leaves 23 KB, which fits.
+		if got := slices.Sorted(maps.Keys(d.SessionAttributes)); !slices.Equal(got, []string{"b", "c", "d"}) {
+			t.Errorf("attributes %v, want b, c and d (%d bytes)", got, len(b))
+		}
+	})
 }

@@ -31,7 +31,8 @@ const (
 // certSAN is the name Alexa's signing certificate must carry in its SANs.
 const certSAN = "echo-api.amazon.com"
 
-// fetchTimeout bounds a certificate download; failureTTL is how long a
+// fetchTimeout bounds a certificate download (the request's deadline may
+// bound it further); failureTTL is how long a
 // failed download is not retried.
 const (
 	fetchTimeout = 3 * time.Second
@@ -184,19 +185,29 @@ func (v *Verifier) key(ctx context.Context, certURL string) (*rsa.PublicKey, err
 	if failed && now.Sub(failedAt) < failureTTL {
 		return nil, verifyErr("certificate download failed recently")
 	}
-	res, err, _ := v.group.Do(certURL, func() (any, error) {
+	ch := v.group.DoChan(certURL, func() (any, error) {
 		// The download is shared by every request waiting for this URL, so
-		// it must not end when the first of them is cancelled.
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), fetchTimeout)
+		// it must not end when the first of them is cancelled; it gets at
+		// most fetchTimeout and what is left of that first request.
+		start := time.Now()
+		until := start.Add(fetchTimeout)
+		if d, ok := ctx.Deadline(); ok && d.Before(until) {
+			until = d
+		}
+		fctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), until)
 		defer cancel()
 		pem, err := v.cfg.Fetcher.Fetch(fctx, certURL)
 		if err != nil {
-			v.mu.Lock()
-			if len(v.failed) > 1000 {
-				v.failed = map[string]time.Time{}
+			// A download cut short by its request's deadline says nothing
+			// about the URL: only one that had its full time is remembered.
+			if fctx.Err() == nil || !until.Before(start.Add(fetchTimeout)) {
+				v.mu.Lock()
+				if len(v.failed) > 1000 {
+					v.failed = map[string]time.Time{}
+				}
+				v.failed[certURL] = now
+				v.mu.Unlock()
 			}
-			v.failed[certURL] = now
-			v.mu.Unlock()
 			return nil, verifyErr("certificate download failed: %v", err)
 		}
 		leaf, until, err := v.verifyChain(pem, now)
@@ -213,10 +224,16 @@ func (v *Verifier) key(ctx context.Context, certURL string) (*rsa.PublicKey, err
 		v.mu.Unlock()
 		return pub, nil
 	})
-	if err != nil {
-		return nil, err
+	// Each request waits for the download only as long as it has left.
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return nil, res.Err
+		}
+		return res.Val.(*rsa.PublicKey), nil
+	case <-ctx.Done():
+		return nil, verifyErr("certificate download did not finish within the request's deadline")
 	}
-	return res.(*rsa.PublicKey), nil
 }
 
 // verifyChain parses a PEM chain (leaf first) and verifies it to the roots

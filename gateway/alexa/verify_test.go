@@ -691,3 +691,61 @@ func FuzzCertURL(f *testing.F) {
 		}
 	})
 }
+
+// deadlineFetcher records the deadline each download gets and fails it at
+// once, as a host refusing the connection would.
+type deadlineFetcher struct {
+	mu        sync.Mutex
+	deadlines []time.Duration // time left when Fetch was called; -1: none
+}
+
+func (f *deadlineFetcher) Fetch(ctx context.Context, _ string) ([]byte, error) {
+	left := time.Duration(-1)
+	if d, ok := ctx.Deadline(); ok {
+		left = time.Until(d)
+	}
+	f.mu.Lock()
+	f.deadlines = append(f.deadlines, left)
+	f.mu.Unlock()
+	return nil, errors.New("connection refused")
+}
+
+// TestCertDownloadBudget pins SPEC 10: a certificate download gets at
+// most what is left of the request and 3 s.
+func TestCertDownloadBudget(t *testing.T) {
+	p := alexatest.MustPKI(t)
+	body := signedBody(time.Now())
+	sig := alexatest.Sign(t, p.LeafKey, body)
+	tests := []struct {
+		name string
+		left time.Duration // the request's deadline; 0: none
+		max  time.Duration
+	}{
+		{name: "no request deadline", max: 3 * time.Second},
+		{name: "more than 3 s left", left: 6 * time.Second, max: 3 * time.Second},
+		{name: "1 s left", left: time.Second, max: time.Second},
+		{name: "200 ms left", left: 200 * time.Millisecond, max: 200 * time.Millisecond},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &deadlineFetcher{}
+			v := alexa.NewVerifier(alexa.VerifierConfig{Roots: p.Roots, Fetcher: f})
+			ctx := context.Background()
+			if tc.left > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, tc.left)
+				defer cancel()
+			}
+			if err := v.Signature(ctx, alexatest.Header(alexatest.CanonicalURL, sig), body); err == nil {
+				t.Fatal("verified with a failed download")
+			}
+			if len(f.deadlines) != 1 {
+				t.Fatalf("%d downloads, want 1", len(f.deadlines))
+			}
+			got := f.deadlines[0]
+			if got < 0 || got > tc.max || got < tc.max-100*time.Millisecond {
+				t.Errorf("download got %v, want %v", got, tc.max)
+			}
+		})
+	}
+}

@@ -155,5 +155,42 @@ func (e *Engine) Turn(ctx context.Context, t *gateway.Turn) *gateway.Reply {
 	return reply
 }
 
+// Waits reports whether a turn may wait on a dependency: its launch or
+// intent (configured or built in) has calls to make. Other turns only
+// render templates.
+func (e *Engine) Waits(t *gateway.Turn) bool {
+	sk := e.cfg.Skills[t.Skill]
+	if sk == nil {
+		return false
+	}
+	r := &run{e: e, turn: t, skill: sk}
+	switch t.Kind {
+	case gateway.KindLaunch:
+		return sk.LaunchC != nil && len(sk.LaunchC.Calls) > 0
+	case gateway.KindIntent:
+		c := r.compiled()
+		return c != nil && len(c.Calls) > 0
+	}
+	return false
+}
+
+// TimedOut answers a turn that Turn could not finish by its deadline (a
+// dependency held it past the deadline): the `timeout` error speech of the
+// turn's intent, skill or gateway, rendered without any call's results.
+// The late turn still reports its own outcome when it ends.
+func (e *Engine) TimedOut(t *gateway.Turn) *gateway.Reply {
+	sk := e.cfg.Skills[t.Skill]
+	if sk == nil || (t.Kind != gateway.KindLaunch && t.Kind != gateway.KindIntent) {
+		return &gateway.Reply{Empty: true}
+	}
+	r := &run{e: e, ctx: context.Background(), turn: t, skill: sk}
+	r.data = r.newData()
+	c := sk.LaunchC
+	if t.Kind == gateway.KindIntent {
+		c = r.compiled()
+	}
+	return r.fail(c, &turnError{kind: kindTimeout, err: errors.New("turn overran its deadline")})
+}
+
 // ErrTemplate marks a template that failed at run time.
 var ErrTemplate = errors.New("template failed")

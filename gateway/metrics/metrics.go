@@ -22,6 +22,7 @@ type Metrics struct {
 	calls    *prometheus.CounterVec
 	callTime *prometheus.HistogramVec
 	link     *prometheus.CounterVec
+	reloads  *prometheus.CounterVec
 }
 
 var buckets = []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2, 4, 6, 8}
@@ -58,8 +59,12 @@ func New() *Metrics {
 			Name: "voicegw_link_steps_total",
 			Help: "Account-linking steps by result: code (created, repeated, ceiling, error), submit (redirect, wrong, limited, other_browser, spent, used, expired, csrf, …), callback (linked, other_browser, invalid, used, denied, exchange_failed, error).",
 		}, []string{"step", "result"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "voicegw_config_reloads_total",
+			Help: "Configuration reloads (SIGHUP or --watch) by result: ok, failed (the running configuration is kept).",
+		}, []string{"result"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.turns, m.calls, m.callTime, m.link,
+	reg.MustRegister(m.requests, m.latency, m.turns, m.calls, m.callTime, m.link, m.reloads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -89,6 +94,11 @@ func (m *Metrics) Call(service string, status int, took time.Duration) {
 // of the linking package, never request input.
 func (m *Metrics) LinkStep(step, result string) {
 	m.link.WithLabelValues(step, result).Inc()
+}
+
+// Reload counts a configuration reload by result (ok, failed).
+func (m *Metrics) Reload(result string) {
+	m.reloads.WithLabelValues(result).Inc()
 }
 
 // Handler serves the metrics in the Prometheus text format.

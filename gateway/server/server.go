@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -24,7 +25,13 @@ import (
 
 // AlexaHandler serves one Alexa request; see alexa.Handler.
 type AlexaHandler interface {
+	// Serve answers a request whose body has been read; ctx carries the
+	// request's deadline, counted from its arrival.
 	Serve(ctx context.Context, skill string, header http.Header, body []byte) (int, []byte)
+	// Reject logs and counts a request refused before its body could be
+	// handed to Serve (413 for a body over MaxBodyBytes, 400 for one that
+	// could not be read in time) and returns the JSON error body.
+	Reject(ctx context.Context, status int, err error) []byte
 }
 
 // Runtime is what one loaded configuration serves.
@@ -32,6 +39,10 @@ type Runtime struct {
 	Alexa AlexaHandler
 	// MaxBodyBytes caps Alexa request bodies (413 above).
 	MaxBodyBytes int64
+	// Deadline is server.deadline: the budget of an Alexa request from
+	// the moment it arrives, body reading and verification included, to
+	// its answer. Zero leaves the budget to the engine alone.
+	Deadline time.Duration
 	// Ready reports whether dependencies answer (nil: ready).
 	Ready func(ctx context.Context) error
 	// Status adds entries to the /readyz JSON, e.g. that secrets are
@@ -150,20 +161,45 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (s *Server) alexa(c echo.Context) error {
+	arrival := time.Now()
 	rt := s.current.Load()
 	req := c.Request()
+	ctx := req.Context()
+	var rc *http.ResponseController
+	if rt.Deadline > 0 {
+		deadline := arrival.Add(rt.Deadline)
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, deadline)
+		defer cancel()
+		// A body that trickles in must not hold the request past its
+		// deadline: the read gives up then, and the request is refused.
+		rc = http.NewResponseController(c.Response())
+		if err := rc.SetReadDeadline(deadline); err != nil {
+			rc = nil
+		}
+	}
 	max := rt.MaxBodyBytes
 	if req.ContentLength > max {
-		return jsonError(c, http.StatusRequestEntityTooLarge, "body too large")
+		return c.JSONBlob(http.StatusRequestEntityTooLarge, rt.Alexa.Reject(ctx, http.StatusRequestEntityTooLarge,
+			fmt.Errorf("Content-Length %d is over max_body_bytes %d", req.ContentLength, max)))
 	}
 	body, err := io.ReadAll(io.LimitReader(req.Body, max+1))
 	if err != nil {
-		return jsonError(c, http.StatusBadRequest, "could not read body")
+		// The rest of the body is not waited for: the connection closes
+		// after the answer.
+		c.Response().Header().Set(echo.HeaderConnection, "close")
+		return c.JSONBlob(http.StatusBadRequest, rt.Alexa.Reject(ctx, http.StatusBadRequest,
+			fmt.Errorf("could not read body: %w", err)))
 	}
 	if int64(len(body)) > max {
-		return jsonError(c, http.StatusRequestEntityTooLarge, "body too large")
+		return c.JSONBlob(http.StatusRequestEntityTooLarge, rt.Alexa.Reject(ctx, http.StatusRequestEntityTooLarge,
+			fmt.Errorf("body is over max_body_bytes %d", max)))
 	}
-	status, out := rt.Alexa.Serve(req.Context(), c.Param("skill"), req.Header, body)
+	if rc != nil {
+		// The body is in: the connection's own timeouts apply again.
+		_ = rc.SetReadDeadline(time.Time{})
+	}
+	status, out := rt.Alexa.Serve(ctx, c.Param("skill"), req.Header, body)
 	return c.JSONBlob(status, out)
 }
 
