@@ -183,12 +183,12 @@ func (e *Engine) TimedOut(t *gateway.Turn) *gateway.Reply {
 	if sk == nil || (t.Kind != gateway.KindLaunch && t.Kind != gateway.KindIntent) {
 		return &gateway.Reply{Empty: true}
 	}
-	r := &run{e: e, ctx: context.Background(), turn: t, skill: sk}
-	r.data = r.newData()
+	r := &run{e: e, ctx: context.Background(), turn: t, skill: sk, locale: sk.LocaleFor(t.Locale)}
 	c := sk.LaunchC
 	if t.Kind == gateway.KindIntent {
 		c = r.compiled()
 	}
+	r.data = r.newData(c)
 	return r.fail(c, &turnError{kind: kindTimeout, err: errors.New("turn overran its deadline")})
 }
 
