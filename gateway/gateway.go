@@ -29,7 +29,34 @@ const (
 	KindIntent
 	// KindSessionEnded tells the skill the session is over.
 	KindSessionEnded
+	// KindCanFulfill asks, without running anything, whether the skill
+	// can answer Intent with its Slots (Alexa's name-free interaction).
+	KindCanFulfill
+	// KindDisabled says the user removed the skill: the gateway forgets
+	// what it keeps of the user (linked tokens, pending link codes).
+	KindDisabled
 )
+
+// Answers of a KindCanFulfill turn.
+const (
+	CanYes   = "YES"
+	CanNo    = "NO"
+	CanMaybe = "MAYBE"
+)
+
+// CanFulfill is the answer to a KindCanFulfill turn: whether the skill can
+// fulfil the intent, and for each slot of the request whether it
+// understands and can fulfil its value (CanYes, CanNo or CanMaybe).
+type CanFulfill struct {
+	Intent string
+	Slots  map[string]SlotFulfill
+}
+
+// SlotFulfill is the answer for one slot of a KindCanFulfill turn.
+type SlotFulfill struct {
+	Understand string
+	Fulfill    string
+}
 
 // Confirmation statuses of an intent or slot, as the voice platform reports them.
 const (
@@ -177,6 +204,8 @@ type Reply struct {
 	// Error is the error kind when Speech is error speech ("status",
 	// "timeout", "unlinked", "vault", "missing", "default"); "" otherwise.
 	Error string
+	// CanFulfill answers a KindCanFulfill turn (with Empty speech).
+	CanFulfill *CanFulfill
 }
 
 // Secret is a string that never prints: String, GoString and JSON encoding

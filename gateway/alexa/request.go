@@ -50,7 +50,7 @@ func BuildRequest(spec RequestSpec) []byte {
 		"locale":    spec.Locale,
 	}
 	switch spec.Type {
-	case "IntentRequest":
+	case "IntentRequest", "CanFulfillIntentRequest":
 		slots := map[string]any{}
 		for k, v := range spec.Slots {
 			slots[k] = map[string]any{"name": k, "value": v, "confirmationStatus": "NONE"}

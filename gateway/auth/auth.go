@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -253,4 +254,17 @@ func (p *Provider) read(ctx context.Context, path string) (*gateway.Entry, strin
 		return nil, path, fmt.Errorf("read %s: %w", path, ctx.Err())
 	}
 	return nil, path, fmt.Errorf("read %s: %v: %w", path, err, ErrVault)
+}
+
+// Forget drops every cached entry of a user (users/<userId>/…), after the
+// user's entries were deleted from the store.
+func (p *Provider) Forget(userID string) {
+	prefix := "users/" + userID + "/"
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k := range p.cache {
+		if strings.HasPrefix(k, prefix) {
+			delete(p.cache, k)
+		}
+	}
 }

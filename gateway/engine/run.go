@@ -89,6 +89,10 @@ func (r *run) intentLabel() string {
 		return "launch"
 	case gateway.KindSessionEnded:
 		return "session_ended"
+	case gateway.KindCanFulfill:
+		return "can_fulfill"
+	case gateway.KindDisabled:
+		return "skill_disabled"
 	case gateway.KindIntent:
 		if _, ok := r.skill.Intents[r.turn.Intent]; ok {
 			return r.turn.Intent
@@ -115,8 +119,76 @@ func (r *run) answer() *gateway.Reply {
 		return r.respond(r.skill.LaunchC)
 	case gateway.KindIntent:
 		return r.respond(r.compiled())
+	case gateway.KindCanFulfill:
+		return &gateway.Reply{Empty: true, CanFulfill: r.canFulfill()}
+	case gateway.KindDisabled:
+		r.forgetUser()
 	}
 	return &gateway.Reply{Empty: true}
+}
+
+// canFulfill answers whether the skill can fulfil the turn's intent with
+// its slots, from the configuration alone (no call, no secret): YES for a
+// configured intent whose slots are all its own, else NO; a slot is
+// understood (YES) when its value is a value or synonym of its custom type
+// in the turn's locale, or resolved by the platform, or its type is built
+// in, else MAYBE; the intent's own slots can be fulfilled, others not.
+func (r *run) canFulfill() *gateway.CanFulfill {
+	in := r.skill.Intents[r.turn.Intent]
+	out := &gateway.CanFulfill{Intent: gateway.CanYes, Slots: make(map[string]gateway.SlotFulfill, len(r.turn.Slots))}
+	if in == nil {
+		out.Intent = gateway.CanNo
+	}
+	for name, s := range r.turn.Slots {
+		var decl *config.Slot
+		if in != nil {
+			decl = in.Slots[name]
+		}
+		if decl == nil {
+			out.Intent = gateway.CanNo
+			out.Slots[name] = gateway.SlotFulfill{Understand: gateway.CanMaybe, Fulfill: gateway.CanNo}
+			continue
+		}
+		out.Slots[name] = gateway.SlotFulfill{Understand: r.understands(decl, s), Fulfill: gateway.CanYes}
+	}
+	return out
+}
+
+// understands says whether every value of a slot is one of its type.
+func (r *run) understands(decl *config.Slot, s gateway.Slot) string {
+	values, custom := r.skill.Types[decl.Type]
+	if !custom {
+		return gateway.CanYes // a built-in type: Alexa recognised the value
+	}
+	all := s.Values
+	if len(all) == 0 {
+		all = []gateway.Slot{s}
+	}
+	for _, v := range all {
+		known := v.Resolved != ""
+		for _, tv := range values {
+			known = known || tv.Matches(r.locale, v.Value)
+		}
+		if !known {
+			return gateway.CanMaybe
+		}
+	}
+	return gateway.CanYes
+}
+
+// forgetUser forgets the user who removed the skill. Nothing is answered
+// but an acknowledgement, so a failure is only logged.
+func (r *run) forgetUser() {
+	if r.e.forget == nil {
+		r.e.log.LogAttrs(r.ctx, slog.LevelInfo, "skill disabled: no secret store, nothing to forget",
+			slog.String("request_id", r.turn.RequestID), slog.String("skill", r.skill.Name))
+		return
+	}
+	if err := r.e.forget.Forget(r.ctx, r.turn.UserID); err != nil {
+		r.failed = &turnError{kind: kindVault, err: err}
+		r.e.log.LogAttrs(r.ctx, slog.LevelWarn, "skill disabled: forgetting the user failed",
+			slog.String("request_id", r.turn.RequestID), slog.String("skill", r.skill.Name), slog.String("error", err.Error()))
+	}
 }
 
 // compiled returns the configured intent, or the built-in one that
