@@ -58,6 +58,8 @@ func TestCLI(t *testing.T) {
 		{name: "invoke bad slot flag", args: []string{"invoke", "-c", example, "--skill", "weather", "--intent", "X", "--slot", "novalue"}, code: 2},
 		{name: "test examples", args: []string{"test", "-c", example}, stdout: []string{"ok   ", "3 passed, 0 failed"}},
 		{name: "model", args: []string{"model", "-c", example, "--skill", "github"}, jsonOut: true, stdout: []string{`"invocationName": "git buddy"`}},
+		{name: "test the shop example (multi-value slots, CanFulfill, two locales)", args: []string{"test", "-c", "../../examples/shop/config.yaml"},
+			stdout: []string{"ok   ../../examples/shop/scenarios/shop-de.yaml", "ok   ../../examples/shop/scenarios/shop-en.yaml", "2 passed, 0 failed"}},
 		{name: "model de-DE", args: []string{"model", "-c", example, "--skill", "weather", "--locale", "de-DE"}, jsonOut: true,
 			stdout: []string{`"invocationName": "wetter freund"`, `"wie ist das wetter in {City}"`, `"value": "Welche Stadt?"`}},
 		{name: "model en-US", args: []string{"model", "-c", example, "--skill", "weather", "--locale", "en-US"}, jsonOut: true,

@@ -114,6 +114,8 @@ type Response struct {
 			} `json:"outputSpeech"`
 		} `json:"reprompt"`
 		ShouldEndSession *bool `json:"shouldEndSession"`
+		// CanFulfillIntent answers a CanFulfillIntentRequest.
+		CanFulfillIntent map[string]any `json:"canFulfillIntent"`
 		Directives       []struct {
 			Type         string `json:"type"`
 			SlotToElicit string `json:"slotToElicit"`

@@ -200,6 +200,9 @@ func (r *Runner) runScenario(file string, sc *Scenario, cfg *config.Config) []st
 		var lists map[string][]Value
 		if !t.Launch {
 			spec.Type, spec.Intent = "IntentRequest", t.Intent
+			if t.CanFulfill {
+				spec.Type = "CanFulfillIntentRequest"
+			}
 			spec.Slots, resolved, lists = ResolveSlots(sk, t.Intent, t.Locale, t.Slots)
 		}
 		before := st.count()
@@ -309,6 +312,12 @@ func check(ex *Expect, resp *alexa.Response, reqs []*recorded) []failure {
 			if !ok || !reflect.DeepEqual(want[k], normalize(got)) {
 				out = append(out, mismatch("session", map[string]any{k: want[k]}, map[string]any{k: got}))
 			}
+		}
+	}
+	if len(ex.CanFulfillIntent) > 0 {
+		want := normalize(ex.CanFulfillIntent)
+		if got := normalize(resp.Response.CanFulfillIntent); !subset(want, got) {
+			out = append(out, mismatch("can_fulfill_intent", want, got))
 		}
 	}
 	if ex.NoRequest && len(reqs) > 0 {
