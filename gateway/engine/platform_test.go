@@ -22,7 +22,7 @@ const platformConfig = `version: 1
 server:
   errors: { default: { en-US: server sorry, de-DE: Server Entschuldigung } }
 services:
-  api: { base_url: UPSTREAM, timeout: 200ms }
+  api: { base_url: UPSTREAM, timeout: 200ms, auth: { type: linked } }
 skills:
   s:
     locales: [en-US, de-DE]
@@ -43,8 +43,19 @@ skills:
         say: { en-US: English, de-DE: Deutsch }
 `
 
+// countingStore counts reads of the secret store with the upstream calls.
+type countingStore struct {
+	gateway.SecretStore
+	reads *atomic.Int32
+}
+
+func (c *countingStore) Read(ctx context.Context, path string) (*gateway.Entry, error) {
+	c.reads.Add(1)
+	return c.SecretStore.Read(ctx, path)
+}
+
 // platformEngine is an engine over platformConfig whose upstream counts
-// its calls and answers 500.
+// its calls and answers 500; the count includes secret store reads.
 func platformEngine(t *testing.T, forget engine.Forgetter) (*engine.Engine, *atomic.Int32) {
 	t.Helper()
 	var calls atomic.Int32
@@ -55,10 +66,11 @@ func platformEngine(t *testing.T, forget engine.Forgetter) (*engine.Engine, *ato
 	t.Cleanup(up.Close)
 	cfg := mustConfig(t, platformConfig, up.URL)
 	return engine.New(cfg, engine.Options{
-		Caller:      upstream.New(upstream.DefaultOptions),
-		Credentials: auth.New(inmem.New(nil), 0),
-		Forgetter:   forget,
-		Logger:      slog.New(slog.DiscardHandler),
+		Caller: upstream.New(upstream.DefaultOptions),
+		Credentials: auth.New(&countingStore{SecretStore: inmem.New(map[string]map[string]string{
+			"users/amzn1.ask.account.T/api": {"access_token": "t"}}), reads: &calls}, 0),
+		Forgetter: forget,
+		Logger:    slog.New(slog.DiscardHandler),
 	}), &calls
 }
 
@@ -87,7 +99,7 @@ func TestLocaleChoice(t *testing.T) {
 	}
 	// Gateway-wide error speech given per locale answers in the turn's.
 	r := e.Turn(context.Background(), &gateway.Turn{Skill: "s", Kind: gateway.KindIntent, Intent: "Order", Locale: "de-DE",
-		Slots: map[string]gateway.Slot{"Food": {Value: "Käse"}}})
+		UserID: "amzn1.ask.account.T", Slots: map[string]gateway.Slot{"Food": {Value: "Käse"}}})
 	if r.Speech.Text != "Server Entschuldigung" {
 		t.Errorf("error speech in de-DE: %q", r.Speech.Text)
 	}
@@ -179,7 +191,7 @@ func TestCanFulfill(t *testing.T) {
 		})
 	}
 	if n := calls.Load(); n != 0 {
-		t.Errorf("CanFulfill made %d upstream calls", n)
+		t.Errorf("CanFulfill made %d upstream calls and secret store reads", n)
 	}
 }
 
