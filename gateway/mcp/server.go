@@ -191,6 +191,23 @@ func (c *caller) turn(req *sdk.CallToolRequest) (*gateway.Turn, string) {
 		if s == nil {
 			return nil, fmt.Sprintf("The tool %s has no argument %q.", tool.Name, name)
 		}
+		if list, ok := v.([]any); ok && s.Multiple {
+			// A multi-value slot: each item is a value of its own.
+			var values []gateway.Slot
+			for _, item := range list {
+				slot, msg := c.slot(name, s, item)
+				if msg != "" {
+					return nil, msg
+				}
+				if slot.Value != "" {
+					values = append(values, slot)
+				}
+			}
+			if len(values) > 0 {
+				t.Slots[name] = gateway.Slot{Values: values}
+			}
+			continue
+		}
 		slot, msg := c.slot(name, s, v)
 		if msg != "" {
 			return nil, msg

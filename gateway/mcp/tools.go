@@ -104,8 +104,14 @@ func tool(sk *config.Skill, name string, in *config.Intent) *Tool {
 
 // slotSchema is the JSON schema of one slot: a custom type is an enum of
 // its values, AMAZON.NUMBER an integer, AMAZON.DATE a date string, any
-// other type a string.
+// other type a string; a multi-value slot a list of those.
 func slotSchema(s *config.Slot, types map[string][]*config.TypeValue) map[string]any {
+	if s.Multiple {
+		// A multi-value slot: a list of such values.
+		one := *s
+		one.Multiple = false
+		return map[string]any{"type": "array", "items": slotSchema(&one, types)}
+	}
 	switch s.Type {
 	case "AMAZON.NUMBER":
 		return map[string]any{"type": "integer"}
