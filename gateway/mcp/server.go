@@ -173,7 +173,7 @@ func (c *caller) turn(req *sdk.CallToolRequest) (*gateway.Turn, string) {
 	t := &gateway.Turn{
 		Skill: tool.Skill, RequestID: "mcp." + randomID(), Kind: gateway.KindIntent, Type: "tools/call",
 		Intent: tool.Intent, Slots: map[string]gateway.Slot{}, Confirmation: gateway.ConfirmNone,
-		NewSession: true, Locale: "en-US", Timestamp: time.Now(),
+		NewSession: true, Locale: tool.Locale, Timestamp: time.Now(),
 	}
 	for name, v := range args {
 		if name == ConfirmedArg && tool.Confirm {
@@ -249,9 +249,9 @@ func (c *caller) slot(name string, s *config.Slot, v any) (gateway.Slot, string)
 		if tv == nil {
 			continue
 		}
-		names = append(names, tv.Value.First())
-		if tv.Matches("", text) {
-			return gateway.Slot{Value: text, Resolved: tv.Value.First(), ID: tv.ID}, ""
+		names = append(names, tv.Value.In(c.tool.Locale))
+		if tv.Matches(c.tool.Locale, text) {
+			return gateway.Slot{Value: text, Resolved: tv.Value.In(c.tool.Locale), ID: tv.ID}, ""
 		}
 	}
 	return gateway.Slot{}, fmt.Sprintf("The argument %s must be one of: %s.", name, strings.Join(names, ", "))
