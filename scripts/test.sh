@@ -32,7 +32,9 @@ step "go test -race ./..."
 go test -count=1 -race -timeout 20m ./...
 
 step "benchmarks (short runs; make bench runs every benchmark)"
-go test -run '^$' -bench 'BenchmarkTurn|BenchmarkDirectUpstream|BenchmarkVerify' -benchmem -benchtime 500x ./gateway/alexa/
+go test -run '^$' -bench 'BenchmarkTurn|BenchmarkDirectUpstream|BenchmarkVerify|BenchmarkDecode|BenchmarkEncode' -benchmem -benchtime 500x ./gateway/alexa/
+go test -run '^$' -bench 'BenchmarkEngine' -benchmem -benchtime 500x ./gateway/engine/
+go test -run '^$' -bench 'BenchmarkLoad' -benchmem -benchtime 1x ./gateway/config/
 
 step "fuzz targets (short runs; make fuzz runs them longer)"
 FUZZTIME="${FUZZTIME:-5s}" scripts/fuzz.sh

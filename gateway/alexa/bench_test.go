@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/voicegw/voicegw/gateway"
 	"github.com/voicegw/voicegw/gateway/alexa"
 )
 
@@ -179,6 +180,23 @@ func BenchmarkDecode(b *testing.B) {
 	for b.Loop() {
 		if _, err := alexa.Decode(body); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkEncode is the response encoding alone: speech, a card, a
+// session attribute and a reprompt, within Alexa's limits.
+func BenchmarkEncode(b *testing.B) {
+	reply := &gateway.Reply{
+		Speech:   gateway.Speech{Text: "Amazon is trading at 123.45 dollars."},
+		Reprompt: &gateway.Speech{Text: "Which other stock?"},
+		Card:     &gateway.Card{Type: gateway.CardSimple, Title: "Amazon", Text: "123.45 USD"},
+		Session:  map[string]any{"last_symbol": "AMZN"},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if out := alexa.Encode(reply); len(out) == 0 {
+			b.Fatal("empty response")
 		}
 	}
 }

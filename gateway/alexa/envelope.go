@@ -300,6 +300,18 @@ func parseTimestamp(raw json.RawMessage) (time.Time, error) {
 // since encoding/json matches field names that way ("UserId" after
 // "userId" would decode as the user id), and nesting deeper than maxDepth.
 func checkKeys(v gjson.Result, depth int) error {
+	var buf [64]string
+	w := keyWalker{keys: buf[:0]}
+	return w.walk(v, depth)
+}
+
+// keyWalker keeps the keys of the objects being walked in one stack, so
+// that a walk allocates nothing for the envelope's small objects.
+type keyWalker struct {
+	keys []string
+}
+
+func (w *keyWalker) walk(v gjson.Result, depth int) error {
 	if !v.IsObject() && !v.IsArray() {
 		return nil
 	}
@@ -307,21 +319,22 @@ func checkKeys(v gjson.Result, depth int) error {
 		return errors.New("nested too deeply")
 	}
 	var err error
-	var keys []string // objects are small: a linear scan beats a map
 	obj := v.IsObject()
+	from := len(w.keys) // this object's keys are w.keys[from:]
 	v.ForEach(func(k, val gjson.Result) bool {
 		if obj {
 			key := k.String()
-			for _, seen := range keys {
+			for _, seen := range w.keys[from:] {
 				if strings.EqualFold(seen, key) {
 					err = errors.New("duplicate key (ignoring case)")
 					return false
 				}
 			}
-			keys = append(keys, key)
+			w.keys = append(w.keys, key)
 		}
-		err = checkKeys(val, depth+1)
+		err = w.walk(val, depth+1)
 		return err == nil
 	})
+	w.keys = w.keys[:from]
 	return err
 }

@@ -145,8 +145,10 @@ type Service struct {
 	// answer is an error, not memory growth.
 	MaxResponseBytes int64 `yaml:"max_response_bytes"`
 
-	// URL is BaseURL parsed.
+	// URL is BaseURL parsed, without a trailing slash.
 	URL *url.URL `yaml:"-"`
+	// Base is URL as text, the prefix of every call's URL.
+	Base string `yaml:"-"`
 	// Format is Auth.Format compiled.
 	Format *render.Template `yaml:"-"`
 }

@@ -252,7 +252,7 @@ func (ck *checker) service(cfg *Config, name string, s *Service) {
 		}
 		u.Path = strings.TrimRight(u.Path, "/")
 		u.RawPath = strings.TrimRight(u.RawPath, "/")
-		s.URL = u
+		s.URL, s.Base = u, u.String()
 	}
 	ck.duration(p+".timeout", &s.Timeout, DefaultServiceTimeout)
 	if s.Retries < 0 || s.Retries > 5 {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -508,16 +509,26 @@ func (r *run) request(ctx context.Context, cc *config.CompiledCall, cred *auth.C
 	}
 	// %2E is an unreserved character, so servers that normalize the path
 	// (RFC 3986 6.2.2) read %2E%2E as "..": refuse those segments too.
-	for _, seg := range strings.Split(path, "/") {
+	for seg := range strings.SplitSeq(path, "/") {
+		if !strings.Contains(seg, ".") && !strings.Contains(seg, "%") {
+			continue
+		}
 		if dec, _ := url.PathUnescape(seg); dec == "." || dec == ".." {
 			return nil, fmt.Errorf("%s: rendered path has a dot segment", svc.Name)
 		}
 	}
-	u, err := url.Parse(svc.URL.String() + path)
+	base := svc.Base
+	if base == "" { // a Service built in code, not loaded
+		base = svc.URL.String()
+	}
+	u, err := url.Parse(base + path)
 	if err != nil || u.Host != svc.URL.Host || u.Scheme != svc.URL.Scheme {
 		return nil, fmt.Errorf("%s: rendered path is not a valid URL path", svc.Name)
 	}
-	q := u.Query()
+	var q url.Values
+	if u.RawQuery != "" || len(cc.Query) > 0 || (cred != nil && svc.Auth.Query != "") {
+		q = u.Query()
+	}
 	for _, kv := range cc.Query {
 		v, err := kv.T.Execute(r.data)
 		if err != nil {
@@ -553,7 +564,9 @@ func (r *run) request(ctx context.Context, cc *config.CompiledCall, cred *auth.C
 			header.Set(svc.Auth.Header, v)
 		}
 	}
-	u.RawQuery = q.Encode()
+	if q != nil {
+		u.RawQuery = q.Encode()
+	}
 	var body []byte
 	if cc.Body != nil {
 		if cc.Form {
@@ -572,14 +585,19 @@ func (r *run) request(ctx context.Context, cc *config.CompiledCall, cred *auth.C
 	if header.Get("Accept") == "" {
 		header.Set("Accept", "application/json")
 	}
-	req, err := http.NewRequestWithContext(ctx, cc.Method, u.String(), bytes.NewReader(body))
+	// The URL is parsed already: build the request around it rather than
+	// have NewRequest parse its text again.
+	req, err := http.NewRequestWithContext(ctx, cc.Method, "", nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: build request failed", svc.Name)
 	}
+	req.URL, req.Host, req.Header = u, u.Host, header
 	if body == nil {
-		req.Body, req.GetBody, req.ContentLength = http.NoBody, nil, 0
+		req.Body = http.NoBody
+	} else {
+		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
-	req.Header = header
 	return req, nil
 }
 

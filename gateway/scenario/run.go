@@ -58,6 +58,7 @@ func (st *stubs) start(cfg *config.Config) {
 		st.servers = append(st.servers, srv)
 		u, _ := url.Parse(srv.URL)
 		svc.URL.Scheme, svc.URL.Host = u.Scheme, u.Host
+		svc.Base = svc.URL.String()
 	}
 }
 
