@@ -171,7 +171,7 @@ func (ck *checker) localizedSpeech(path string, src Text, compile func(path, src
 	for _, l := range locales {
 		s := compile(path+"."+l, src.ByLocale[l])
 		if s == nil {
-			if src.ByLocale[l] == "" && (out != nil || len(locales) > 1) {
+			if src.ByLocale[l] == "" {
 				ck.errf(path+"."+l, "empty text: every locale needs its own")
 			}
 			continue
