@@ -72,6 +72,8 @@ func cmdLink(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "link: %v\n", err)
 		return 1
 	}
+	// The token this command logged in with (AppRole) dies with it.
+	defer d.closeVault()
 	if store == nil {
 		fmt.Fprintf(stderr, "link: %s has no vault configured (is VAULT_ADDR set?)\n", *path)
 		return 1

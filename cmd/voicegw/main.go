@@ -364,6 +364,7 @@ func cmdInvoke(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "invoke: %v\n", err)
 		return 1
 	}
+	defer d.closeVault()
 	h := d.handler(cfg, store, false)
 	spec := alexa.RequestSpec{
 		ApplicationID: sk.ApplicationID, UserID: *user, AccessToken: *token,

@@ -290,15 +290,19 @@ func TestReloadKeepsVaultStore(t *testing.T) {
 func TestReloadKeepsCredentialCache(t *testing.T) {
 	d := newDeps(slog.New(slog.DiscardHandler))
 	a, b := inmem.New(nil), inmem.New(nil)
-	p1 := d.credentials(a, time.Second)
-	if d.credentials(a, time.Second) != p1 {
+	p1 := d.credentials(a, time.Second, time.Second)
+	if d.credentials(a, time.Second, time.Second) != p1 {
 		t.Fatal("same store and ttl: a new cache")
 	}
-	if d.credentials(a, 2*time.Second) == p1 {
+	if d.credentials(a, 2*time.Second, time.Second) == p1 {
 		t.Fatal("a new ttl kept the old cache")
 	}
-	p2 := d.credentials(a, 2*time.Second)
-	if d.credentials(b, 2*time.Second) == p2 {
+	p2 := d.credentials(a, 2*time.Second, time.Second)
+	if d.credentials(a, 2*time.Second, 3*time.Second) == p2 {
+		t.Fatal("a new vault.timeout kept the old provider")
+	}
+	p3 := d.credentials(a, 2*time.Second, 3*time.Second)
+	if d.credentials(b, 2*time.Second, 3*time.Second) == p3 {
 		t.Fatal("another store kept the old cache")
 	}
 }

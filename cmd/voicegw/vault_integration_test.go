@@ -27,7 +27,6 @@ import (
 	"github.com/voicegw/voicegw/gateway/alexa"
 	"github.com/voicegw/voicegw/gateway/config"
 	"github.com/voicegw/voicegw/gateway/linking/linkingtest"
-	"github.com/voicegw/voicegw/gateway/server"
 	"github.com/voicegw/voicegw/gateway/upstream"
 	"github.com/voicegw/voicegw/gateway/vault"
 	"github.com/voicegw/voicegw/gateway/vault/vaulttest"
@@ -204,11 +203,14 @@ type readCounter struct {
 	base http.RoundTripper
 	mu   sync.Mutex
 	n    map[string]int
+	// all counts every request to Vault.
+	all atomic.Int64
 }
 
 const readPrefix = "/v1/secret/data/voicegw/"
 
 func (c *readCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	c.all.Add(1)
 	if r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, readPrefix) {
 		c.mu.Lock()
 		c.n[strings.TrimPrefix(r.URL.Path, readPrefix)]++
@@ -553,12 +555,14 @@ func TestVaultRotationUnderLoad(t *testing.T) {
 	}
 
 	// Rotate as ops do: write Vault first, then the provider revokes the
-	// old value. Alternate the service secret and user 0's token.
+	// old value. Alternate the service secret and user 0's token, each
+	// path every 1.2 s: a 401 re-reads a path at most once a second
+	// (SPEC 10), so faster rotations of one path would wait that out.
 	start := time.Now()
 	type rotation struct{ key, path, old, new string }
 	var rotations []rotation
-	for i := 0; time.Since(start) < duration-400*time.Millisecond; i++ {
-		time.Sleep(350 * time.Millisecond)
+	for i := 0; time.Since(start) < duration-700*time.Millisecond; i++ {
+		time.Sleep(600 * time.Millisecond)
 		r := rotation{key: "weather", path: "services/weather", new: secretValue("wk")}
 		fields := map[string]any{"api_key": r.new}
 		if i%2 == 1 {
@@ -745,57 +749,6 @@ func TestVaultReadsShared(t *testing.T) {
 	}
 	if n := g.reads.total() - len(paths); n > 0 {
 		t.Errorf("a second wave within cache_ttl read Vault %d more times", n)
-	}
-}
-
-// TestVaultReadyz checks /readyz of the server serve runs: 200 while Vault
-// answers, 503 with a JSON reason when it is gone, 200 again after it is
-// back.
-func TestVaultReadyz(t *testing.T) {
-	h := newVaultHarness(t)
-	g := h.gateway(nil)
-	ts := httptest.NewServer(server.New(g.deps.runtime(g.cfg, g.store), nil, h.log).Handler())
-	defer ts.Close()
-	get := func(path string) (int, map[string]string) {
-		t.Helper()
-		resp, err := http.Get(ts.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		h.leaks.output(string(b))
-		var m map[string]string
-		if path == "/readyz" {
-			if err := json.Unmarshal(b, &m); err != nil {
-				t.Fatalf("%s: not JSON: %q", path, b)
-			}
-			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-				t.Errorf("%s: Content-Type %q", path, ct)
-			}
-		}
-		return resp.StatusCode, m
-	}
-
-	if code, body := get("/readyz"); code != http.StatusOK {
-		t.Fatalf("/readyz with Vault up: %d %v", code, body)
-	}
-	h.vault.Stop()
-	start := time.Now()
-	code, body := get("/readyz")
-	if code != http.StatusServiceUnavailable || body["reason"] == "" {
-		t.Fatalf("/readyz with Vault down: %d %v, want 503 with a reason", code, body)
-	}
-	if took := time.Since(start); took > 2500*time.Millisecond {
-		t.Errorf("/readyz with Vault down took %s", took)
-	}
-	t.Logf("/readyz with Vault down: %d %v", code, body)
-	if code, _ := get("/healthz"); code != http.StatusOK {
-		t.Errorf("/healthz with Vault down: %d", code)
-	}
-	h.vault.Restart(t)
-	if code, body := get("/readyz"); code != http.StatusOK {
-		t.Fatalf("/readyz after restart: %d %v", code, body)
 	}
 }
 

@@ -21,7 +21,9 @@ func TestServeWatchReloadsUnderLoad(t *testing.T) {
 	addr := freePort(t)
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "config.yaml")
-	version := func(n int) string { return fmt.Sprintf(serveConfig, addr, "http://127.0.0.1:9", fmt.Sprintf("Version %d.", n)) }
+	version := func(n int) string {
+		return fmt.Sprintf(serveConfig, addr, "http://127.0.0.1:9", fmt.Sprintf("Version %d.", n))
+	}
 	// Saved as editors do: a new file renamed over the old one.
 	save := func(content string) {
 		tmp := filepath.Join(dir, ".config.yaml.tmp")

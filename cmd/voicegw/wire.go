@@ -45,9 +45,13 @@ type deps struct {
 	// creds is the credential cache of the last pipeline, kept across a
 	// reload with the same store and ttl: a SIGHUP while Vault is down
 	// must not throw away the secrets that still answer.
-	creds      *auth.Provider
-	credsStore gateway.SecretStore
-	credsTTL   time.Duration
+	creds        *auth.Provider
+	credsStore   gateway.SecretStore
+	credsTTL     time.Duration
+	credsTimeout time.Duration
+	// retireAfter is how long a Vault store replaced by a reload lives on
+	// for the turns still running on it before its token is revoked.
+	retireAfter time.Duration
 	// secrets, when set (--secrets), is the in-memory store used in place
 	// of Vault whatever the config's vault section says; secretsFile is
 	// where it was loaded from.
@@ -67,9 +71,14 @@ func (d *deps) useSecrets(store *inmem.Store, file string) {
 	d.secrets, d.secretsFile = store, file
 }
 
+// defaultRetireAfter outlasts every turn: server.deadline is at most a
+// few seconds above Alexa's 8.
+const defaultRetireAfter = 30 * time.Second
+
 func newDeps(log *slog.Logger) *deps {
 	return &deps{log: log, client: upstream.New(upstream.DefaultOptions), metrics: metrics.New(),
-		links: linking.NewLimits(0), mcpRegister: rate.NewLimiter(1, 20), mcpAuthorize: rate.NewLimiter(5, 50)}
+		links: linking.NewLimits(0), mcpRegister: rate.NewLimiter(1, 20), mcpAuthorize: rate.NewLimiter(5, 50),
+		retireAfter: defaultRetireAfter}
 }
 
 // handler wires the pipeline for cfg over store (nil: no Vault). verify is
@@ -81,11 +90,11 @@ func (d *deps) handler(cfg *config.Config, store gateway.SecretStore, verify boo
 // pipeline wires the Alexa handler with the given account-linking flow
 // (nil: none).
 func (d *deps) pipeline(cfg *config.Config, store gateway.SecretStore, verify bool, l *linking.Linker) *alexa.Handler {
-	ttl := config.DefaultCacheTTL
+	ttl, timeout := config.DefaultCacheTTL, config.DefaultVaultTimeout
 	if cfg.Vault != nil {
-		ttl = cfg.Vault.CacheTTL.D
+		ttl, timeout = cfg.Vault.CacheTTL.D, cfg.Vault.Timeout.D
 	}
-	creds := d.credentials(store, ttl)
+	creds := d.credentials(store, ttl, timeout)
 	opts := engine.Options{
 		Caller:      d.client,
 		Credentials: creds,
@@ -131,11 +140,17 @@ func (f forgetter) Forget(ctx context.Context, userID string) error {
 	return err
 }
 
-// credentials returns the credential provider for store and ttl, the
-// previous one when both are unchanged.
-func (d *deps) credentials(store gateway.SecretStore, ttl time.Duration) *auth.Provider {
-	if d.creds == nil || d.credsStore != store || d.credsTTL != ttl {
-		d.creds, d.credsStore, d.credsTTL = auth.New(store, ttl).WithLogger(d.log), store, ttl
+// credentials returns the credential provider for store, ttl and
+// timeout, the previous one when all are unchanged. A replaced provider
+// stops its background reads (turns still running on it read in the
+// foreground).
+func (d *deps) credentials(store gateway.SecretStore, ttl, timeout time.Duration) *auth.Provider {
+	if d.creds == nil || d.credsStore != store || d.credsTTL != ttl || d.credsTimeout != timeout {
+		if d.creds != nil {
+			d.creds.Close()
+		}
+		d.creds = auth.New(store, ttl).WithLogger(d.log).WithTimeout(timeout)
+		d.credsStore, d.credsTTL, d.credsTimeout = store, ttl, timeout
 	}
 	return d.creds
 }
@@ -167,12 +182,7 @@ func (d *deps) runtime(cfg *config.Config, store gateway.SecretStore) *server.Ru
 		MaxBodyBytes: cfg.Server.MaxBodyBytes,
 		Deadline:     cfg.Server.Deadline.Or(config.DefaultDeadline),
 		ClientIP:     server.ClientIPFunc(cfg.Server.TrustedNets),
-		Ready: func(ctx context.Context) error {
-			if r, ok := store.(interface{ Ready(context.Context) error }); ok {
-				return r.Ready(ctx)
-			}
-			return nil
-		},
+		Ready:        readiness(store),
 	}
 	if l != nil {
 		rt.Link = l
@@ -201,9 +211,31 @@ func (d *deps) mcp(cfg *config.Config, store gateway.SecretStore, eng mcp.Engine
 	return mcp.New(cfg, eng, as, mcp.Options{Logger: d.log, Version: version})
 }
 
+// readiness derives /readyz from the Vault store's recent requests,
+// with no request of its own (SPEC 10): not ready only while Vault was
+// never reached since start; during a later outage ready, saying so.
+func readiness(store gateway.SecretStore) func() server.Readiness {
+	vs, ok := store.(*vault.Store)
+	if !ok {
+		return func() server.Readiness { return server.Readiness{Vault: "none"} }
+	}
+	return func() server.Readiness {
+		h := vs.Health()
+		r := server.Readiness{Vault: h.Status}
+		if !h.Connected {
+			r.Reason = "vault unreachable"
+			if h.Status == vault.StatusTokenInvalid {
+				r.Reason = "vault token invalid"
+			}
+		}
+		return r
+	}
+}
+
 // store returns the secret store cfg names: nil without a vault section.
 // The same section gets the same store; a changed one a new store, and the
-// old one stops renewing its token.
+// old one stops renewing its token and, once the turns still running on it
+// have had time to finish, revokes it.
 func (d *deps) store(cfg *config.Config) (gateway.SecretStore, error) {
 	if d.secrets != nil {
 		return d.secrets, nil
@@ -218,18 +250,38 @@ func (d *deps) store(cfg *config.Config) (gateway.SecretStore, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.vault != nil {
-		d.vault.Close()
+	if old := d.vault; old != nil {
+		time.AfterFunc(d.retireAfter, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = old.Revoke(ctx) // logs its outcome
+		})
 	}
 	d.vault, d.vaultCfg = s, *cfg.Vault
 	return s, nil
 }
 
-// serveRuntime wires the runtime serve uses for cfg.
+// closeVault revokes the token of the open Vault store, if any: the CLI
+// commands call it before they exit.
+func (d *deps) closeVault() {
+	if d.vault == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = d.vault.Revoke(ctx) // logs its outcome
+}
+
+// serveRuntime wires the runtime serve uses for cfg. A new Vault store
+// logs in in the background at once, so /readyz tells when Vault is
+// reached.
 func (d *deps) serveRuntime(cfg *config.Config) (*server.Runtime, error) {
 	store, err := d.store(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if vs, ok := store.(*vault.Store); ok {
+		vs.Start()
 	}
 	return d.runtime(cfg, store), nil
 }

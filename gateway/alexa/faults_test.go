@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/voicegw/voicegw/gateway"
+	"github.com/voicegw/voicegw/gateway/auth"
 	"github.com/voicegw/voicegw/gateway/inmem"
 )
 
@@ -315,12 +316,15 @@ func TestUpstreamRejectedCredential(t *testing.T) {
 		wantSpeech     string
 		wantAuth       []string
 		wantReads      int
+		// after waits this long first (a path is re-read at most once per
+		// auth.RereadInterval).
+		after time.Duration
 	}{
 		{name: "first call reads the store", accept: "Bearer old", wantSpeech: "Got ok.", wantAuth: []string{"Bearer old"}, wantReads: 1},
 		{name: "second call uses the cache", accept: "Bearer old", wantSpeech: "Got ok.", wantAuth: []string{"Bearer old"}, wantReads: 0},
 		{name: "rotation: 401, re-read, retry", rotate: "new", accept: "Bearer new", wantSpeech: "Got ok.", wantAuth: []string{"Bearer old", "Bearer new"}, wantReads: 1},
 		{name: "rotated secret is cached", accept: "Bearer new", wantSpeech: "Got ok.", wantAuth: []string{"Bearer new"}, wantReads: 0},
-		{name: "401 without rotation is spoken", accept: "Bearer other", wantSpeech: "Unauthorized.", wantAuth: []string{"Bearer new"}, wantReads: 1},
+		{name: "401 without rotation is spoken", accept: "Bearer other", wantSpeech: "Unauthorized.", wantAuth: []string{"Bearer new"}, wantReads: 1, after: auth.RereadInterval},
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
@@ -329,6 +333,7 @@ func TestUpstreamRejectedCredential(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			time.Sleep(st.after)
 			accept.Store(st.accept)
 			before, reads := up.Hits(), store.Reads()
 			resp := mustServe(t, gw, buildIntent(faultAppID, "Get", nil))

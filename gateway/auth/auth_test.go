@@ -17,11 +17,11 @@ import (
 
 const user = "amzn1.ask.account.TEST"
 
-// flakyStore wraps an in-memory store; it fails reads while down and can
-// hold reads until released.
+// flakyStore wraps an in-memory store; it counts reads and can hold them
+// until released. (Faults are tested against the real Vault behind
+// faultproxy: vault_test.go.)
 type flakyStore struct {
 	*inmem.Store
-	down  atomic.Bool
 	reads atomic.Int32
 	hold  chan struct{}
 	in    chan struct{}
@@ -34,9 +34,6 @@ func (s *flakyStore) Read(ctx context.Context, path string) (*gateway.Entry, err
 	}
 	if s.hold != nil {
 		<-s.hold
-	}
-	if s.down.Load() {
-		return nil, errors.New("connection refused")
 	}
 	return s.Store.Read(ctx, path)
 }
@@ -101,47 +98,6 @@ func TestGet(t *testing.T) {
 			}
 			if s := fmt.Sprintf("%v %+v %#v", cred.Token, cred.Token, cred.Token); s != "[redacted] [redacted] \"[redacted]\"" {
 				t.Errorf("token prints as %s", s)
-			}
-		})
-	}
-}
-
-// TestStaleCache: while the store fails, a cached secret serves up to 10 x
-// the TTL, then the gateway answers vault.
-func TestStaleCache(t *testing.T) {
-	const ttl = 30 * time.Millisecond
-	fs := &flakyStore{Store: inmem.New(map[string]map[string]string{"services/keyed": {"api_key": "k"}})}
-	p := auth.New(fs, ttl)
-	s := svc("keyed", config.AuthSecret, "api_key")
-	get := func() (*auth.Credential, error) { return p.Get(context.Background(), s, &gateway.Turn{}) }
-	steps := []struct {
-		name    string
-		sleep   time.Duration
-		down    bool
-		wantErr bool
-		reads   int32
-	}{
-		{name: "first read", reads: 1},
-		{name: "fresh from cache", reads: 1},
-		{name: "expired, store up: re-read", sleep: ttl + 10*time.Millisecond, reads: 2},
-		{name: "expired, store down: stale entry serves", sleep: ttl + 10*time.Millisecond, down: true, reads: 3},
-		{name: "past 10 x ttl, store down: vault", sleep: 10 * ttl, down: true, wantErr: true, reads: 4},
-		{name: "store back", reads: 5},
-	}
-	for _, st := range steps {
-		t.Run(st.name, func(t *testing.T) {
-			time.Sleep(st.sleep)
-			fs.down.Store(st.down)
-			cred, err := get()
-			if st.wantErr {
-				if !errors.Is(err, auth.ErrVault) {
-					t.Fatalf("error %v, want ErrVault", err)
-				}
-			} else if err != nil || cred.Token.Reveal() != "k" {
-				t.Fatalf("Get: %v %v", cred, err)
-			}
-			if n := fs.reads.Load(); n != st.reads {
-				t.Errorf("store read %d times, want %d", n, st.reads)
 			}
 		})
 	}
@@ -217,7 +173,7 @@ func TestRejected(t *testing.T) {
 					t.Fatalf("cache did not hold the old credential")
 				}
 			}
-			fresh, err := p.Rejected(ctx, tc.svc, &tc.turn, cred)
+			fresh, err := p.Rejected(ctx, tc.svc, &tc.turn, cred, 401)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -226,6 +182,36 @@ func TestRejected(t *testing.T) {
 				t.Errorf("Rejected returned %v, want nil", fresh.Token)
 			case tc.want != "" && (fresh == nil || fresh.Token.Reveal() != tc.want):
 				t.Errorf("Rejected returned %v, want %q", fresh, tc.want)
+			}
+		})
+	}
+}
+
+// TestDeadLinkedToken: a linked token that still gets a 401 after the
+// re-read and has no refresh token is unlinked (the user hears how to
+// link again); a 403 is no such proof and is spoken as it is.
+func TestDeadLinkedToken(t *testing.T) {
+	store := inmem.New(map[string]map[string]string{"users/" + user + "/gh": {"access_token": "dead"}})
+	gh := svc("gh", config.AuthLinked, "")
+	gh.OAuth2 = &config.OAuth2{TokenURL: "http://127.0.0.1:9/token"}
+	for _, tc := range []struct {
+		name    string
+		status  int
+		wantErr error
+	}{
+		{name: "401", status: 401, wantErr: auth.ErrUnlinked},
+		{name: "403", status: 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := auth.New(store, time.Minute)
+			turn := &gateway.Turn{UserID: user}
+			cred, err := p.Get(context.Background(), gh, turn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fresh, err := p.Rejected(context.Background(), gh, turn, cred, tc.status)
+			if fresh != nil || !errors.Is(err, tc.wantErr) || (tc.wantErr == nil && err != nil) {
+				t.Errorf("Rejected after %d = %v, %v; want nil, %v", tc.status, fresh, err, tc.wantErr)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -22,6 +23,11 @@ const (
 	// fieldRefreshLock marks an entry whose token one replica is
 	// refreshing, until the RFC 3339 time it holds.
 	fieldRefreshLock = "refresh_lock_until"
+	// fieldRefreshRefused records when the provider refused the entry's
+	// refresh token, so that replicas waiting on the lock learn it and no
+	// one asks the provider again with a dead grant. A new link replaces
+	// the whole entry and with it this field.
+	fieldRefreshRefused = "refresh_refused_at"
 )
 
 // refreshSkew: a token expiring within this is refreshed before use.
@@ -59,6 +65,9 @@ func refreshable(svc *config.Service, e *gateway.Entry) bool {
 	return svc.OAuth2 != nil && e.Data[FieldRefreshToken] != ""
 }
 
+// refused reports whether the provider refused the entry's refresh token.
+func refused(e *gateway.Entry) bool { return e.Data[fieldRefreshRefused] != "" }
+
 func locked(e *gateway.Entry, now time.Time) bool {
 	raw := e.Data[fieldRefreshLock].Reveal()
 	if raw == "" {
@@ -72,15 +81,38 @@ func locked(e *gateway.Entry, now time.Time) bool {
 // replicas one wins a check-and-set lock on the entry and refreshes; the
 // others wait for its result, so the provider sees one refresh and Vault
 // ends with one valid token. Concurrent refreshes in this process share
-// one call.
+// one call; each caller waits for it at most until its ctx ends.
+//
+// While the current token still works, the refresh gets half of what is
+// left of the turn, so the turn can still make its call with the current
+// token when the provider or the other replica is slow.
 func (p *Provider) refresh(ctx context.Context, svc *config.Service, path string, seen *gateway.Entry) (*gateway.Entry, error) {
-	v, err, _ := p.group.Do("refresh\x00"+path, func() (any, error) {
+	if !expired(seen, p.now()) {
+		if dl, ok := ctx.Deadline(); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(dl)/2))
+			defer cancel()
+		}
+	}
+	ch := p.group.DoChan("refresh\x00"+path, func() (any, error) {
 		return p.refreshOnce(ctx, svc, path, seen)
 	})
-	if err != nil {
-		return nil, err
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*gateway.Entry), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s: no refresh within the turn: %w", svc.Name, ErrRefresh)
 	}
-	return v.(*gateway.Entry), nil
+}
+
+// detached returns a context for a write that must happen even when the
+// turn that started it has ended: releasing the refresh lock, storing a
+// token the provider has issued. It has its own short timeout.
+func (p *Provider) detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), p.timeout)
 }
 
 func (p *Provider) refreshOnce(ctx context.Context, svc *config.Service, path string, seen *gateway.Entry) (*gateway.Entry, error) {
@@ -91,15 +123,25 @@ func (p *Provider) refreshOnce(ctx context.Context, svc *config.Service, path st
 	if err != nil {
 		return nil, storeError(path, err)
 	}
-	if cur.Data[FieldAccessToken] != seen.Data[FieldAccessToken] && !expiring(cur, p.now()) && !locked(cur, p.now()) {
+	if refused(cur) {
+		p.remember(path, cur)
+		return nil, fmt.Errorf("%s: refresh token refused earlier: %w", svc.Name, ErrUnlinked)
+	}
+	now := p.now()
+	if cur.Data[FieldAccessToken] != seen.Data[FieldAccessToken] && !expiring(cur, now) && !locked(cur, now) {
 		p.remember(path, cur) // another replica refreshed already
 		return cur, nil
 	}
-	if locked(cur, p.now()) {
+	if locked(cur, now) {
 		return p.awaitRefresh(ctx, svc, path, seen)
 	}
+	// Not locked, or locked by a replica whose refresh_lock_until has
+	// passed (it died or hung): take the lock over with check-and-set.
+	if !refreshable(svc, cur) {
+		return nil, ErrUnlinked
+	}
 	lockData := clone(cur.Data)
-	lockData[fieldRefreshLock] = gateway.Secret(p.now().Add(refreshLockTTL).Format(time.RFC3339Nano))
+	lockData[fieldRefreshLock] = gateway.Secret(now.Add(refreshLockTTL).Format(time.RFC3339Nano))
 	lockVersion, err := p.store.Write(ctx, path, lockData, cur.Version)
 	if errors.Is(err, gateway.ErrConflict) {
 		return p.awaitRefresh(ctx, svc, path, seen)
@@ -107,9 +149,15 @@ func (p *Provider) refreshOnce(ctx context.Context, svc *config.Service, path st
 	if err != nil {
 		return nil, storeError(path, err)
 	}
+	// From here on the lock is ours: whatever happens to the turn, the
+	// entry is written back (new token or lock released) on a detached
+	// context.
 	tok, rerr := p.exchange(ctx, svc, cur.Data[FieldRefreshToken].Reveal())
 	next := clone(cur.Data)
 	delete(next, fieldRefreshLock)
+	if errors.Is(rerr, ErrUnlinked) {
+		next[fieldRefreshRefused] = gateway.Secret(p.now().UTC().Format(time.RFC3339))
+	}
 	if rerr == nil {
 		next[FieldAccessToken] = gateway.Secret(tok.AccessToken)
 		if tok.RefreshToken != "" {
@@ -124,11 +172,12 @@ func (p *Provider) refreshOnce(ctx context.Context, svc *config.Service, path st
 			delete(next, FieldExpiresAt)
 		}
 	}
-	// Write the new token, or release the lock after a failed refresh.
-	version, err := p.store.Write(ctx, path, next, lockVersion)
+	wctx, cancel := p.detached(ctx)
+	defer cancel()
+	version, err := p.store.Write(wctx, path, next, lockVersion)
 	if errors.Is(err, gateway.ErrConflict) {
 		// Someone (ops relinking) wrote meanwhile: theirs wins.
-		e, err := p.store.Read(ctx, path)
+		e, err := p.store.Read(wctx, path)
 		if err != nil {
 			return nil, storeError(path, err)
 		}
@@ -137,6 +186,7 @@ func (p *Provider) refreshOnce(ctx context.Context, svc *config.Service, path st
 	}
 	if err != nil {
 		if rerr != nil {
+			p.log.Error("refresh lock not released", "path", path, "error", err.Error())
 			return nil, rerr
 		}
 		// The provider issued a token but Vault would not take it: use it
@@ -148,6 +198,8 @@ func (p *Provider) refreshOnce(ctx context.Context, svc *config.Service, path st
 		return e, nil
 	}
 	if rerr != nil {
+		// The lock is released and the entry unchanged.
+		p.remember(path, &gateway.Entry{Data: next, Version: version})
 		return nil, rerr
 	}
 	e := &gateway.Entry{Data: next, Version: version}
@@ -155,36 +207,52 @@ func (p *Provider) refreshOnce(ctx context.Context, svc *config.Service, path st
 	return e, nil
 }
 
-// awaitRefresh waits for the replica holding the lock to write its token.
+// awaitRefresh waits for the replica holding the lock to write its token,
+// at most until ctx ends. A lock released without a new token means the
+// other replica's refresh failed or was refused; this replica cannot tell
+// which, so it is no reason to relink (ErrRefresh: the current token is
+// used while it works). A lock past its refresh_lock_until is taken over.
 func (p *Provider) awaitRefresh(ctx context.Context, svc *config.Service, path string, seen *gateway.Entry) (*gateway.Entry, error) {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
-		e, err := p.store.Read(ctx, path)
-		if err != nil {
-			return nil, storeError(path, err)
-		}
-		if !locked(e, p.now()) {
-			if e.Data[FieldAccessToken] != seen.Data[FieldAccessToken] {
-				p.remember(path, e)
-				return e, nil
-			}
-			if e.Data[fieldRefreshLock] != "" {
-				// A stale lock: take over with a fresh refresh.
-				return p.refreshOnce(ctx, svc, path, seen)
-			}
-			return nil, ErrUnlinked // the refresh was refused
-		}
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("%s: another replica's refresh did not finish within the turn: %w", svc.Name, ErrRefresh)
 		case <-t.C:
 		}
+		e, err := p.store.Read(ctx, path)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("%s: another replica's refresh did not finish within the turn: %w", svc.Name, ErrRefresh)
+			}
+			return nil, storeError(path, err)
+		}
+		if locked(e, p.now()) {
+			continue
+		}
+		if e.Data[FieldAccessToken] != seen.Data[FieldAccessToken] {
+			p.remember(path, e)
+			return e, nil
+		}
+		if e.Data[fieldRefreshLock] != "" {
+			// A stale lock: take over with a fresh refresh.
+			return p.refreshOnce(ctx, svc, path, seen)
+		}
+		if refused(e) {
+			p.remember(path, e)
+			return nil, fmt.Errorf("%s: the provider refused the refresh: %w", svc.Name, ErrUnlinked)
+		}
+		return nil, fmt.Errorf("%s: another replica's refresh failed: %w", svc.Name, ErrRefresh)
 	}
 }
 
-// exchange asks the token endpoint for a new token.
+// exchange asks the token endpoint for a new token, within the service's
+// timeout. Only a 400 or 401 answer (e.g. invalid_grant) is a refusal
+// (ErrUnlinked); a 5xx, a timeout or a connection error is ErrRefresh.
 func (p *Provider) exchange(ctx context.Context, svc *config.Service, refreshToken string) (*oauth2.Token, error) {
+	ctx, cancel := context.WithTimeout(ctx, svc.Timeout.Or(config.DefaultServiceTimeout))
+	defer cancel()
 	secret := ""
 	if e, _, err := p.read(ctx, gateway.ServicePath(svc.Name)); err == nil {
 		secret = e.Data[FieldClientSecret].Reveal()
@@ -198,10 +266,18 @@ func (p *Provider) exchange(ctx context.Context, svc *config.Service, refreshTok
 	tok, err := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: refreshToken, Expiry: time.Unix(1, 0)}).Token()
 	if err != nil {
 		var re *oauth2.RetrieveError
-		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode >= 400 && re.Response.StatusCode < 500 {
-			return nil, fmt.Errorf("%s: refresh refused (%d): %w", svc.Name, re.Response.StatusCode, ErrUnlinked)
+		if errors.As(err, &re) && re.Response != nil {
+			switch code := re.Response.StatusCode; code {
+			case http.StatusBadRequest, http.StatusUnauthorized:
+				return nil, fmt.Errorf("%s: refresh refused (%d %s): %w", svc.Name, code, re.ErrorCode, ErrUnlinked)
+			default:
+				return nil, fmt.Errorf("%s: token endpoint answered %d: %w", svc.Name, code, ErrRefresh)
+			}
 		}
-		return nil, fmt.Errorf("%s: %w", svc.Name, ErrRefresh)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: token endpoint timed out: %w", svc.Name, ErrRefresh)
+		}
+		return nil, fmt.Errorf("%s: token endpoint unreachable: %w", svc.Name, ErrRefresh)
 	}
 	return tok, nil
 }

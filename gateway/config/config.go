@@ -25,6 +25,7 @@ const (
 	DefaultServiceTimeout     = 3 * time.Second
 	DefaultMaxResponseBytes   = 1 << 20
 	DefaultCacheTTL           = 30 * time.Second
+	DefaultVaultTimeout       = 2 * time.Second
 	DefaultKVMount            = "secret"
 	DefaultPrefix             = "voicegw"
 )
@@ -110,6 +111,9 @@ type Vault struct {
 	Prefix string `yaml:"prefix"`
 	// CacheTTL is how long a secret is cached (default 30s).
 	CacheTTL Duration `yaml:"cache_ttl"`
+	// Timeout bounds every Vault request (default 2s); a read made for a
+	// turn gets at most this and what is left of the turn.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // VaultAuth says how the gateway logs in to Vault.

@@ -78,6 +78,7 @@ skills:
 		{"vault.kv_mount", cfg.Vault.KVMount, "secret"},
 		{"vault.prefix", cfg.Vault.Prefix, "voicegw"},
 		{"vault.cache_ttl", cfg.Vault.CacheTTL.D, 30 * time.Second},
+		{"vault.timeout", cfg.Vault.Timeout.D, 2 * time.Second},
 		{"service name", cfg.Services["api"].Name, "api"},
 		{"service timeout", cfg.Services["api"].Timeout.D, 3 * time.Second},
 		{"service retries", cfg.Services["api"].Retries, 0},
@@ -407,6 +408,7 @@ server:
 vault:
   address: https://vault.example.com
   cache_ttl: -5s
+  timeout: 0s
 `
 	cfg, problems := config.Parse("c.yaml", []byte(src), noEnv)
 	if cfg != nil {
@@ -420,6 +422,7 @@ vault:
 		`c.yaml:10:38: services.api.timeout: invalid duration "soon" (use e.g. 500ms, 2s, 1m)`,
 		`c.yaml:12:13: server.deadline: invalid duration "1 minute" (use e.g. 500ms, 2s, 1m)`,
 		`c.yaml:15:14: vault.cache_ttl: must be positive`,
+		`c.yaml:16:12: vault.timeout: must be positive`,
 	}
 	var got []string
 	for _, p := range problems {

@@ -222,6 +222,7 @@ func (ck *checker) vault(cfg *Config) {
 	}
 	v.Prefix = strings.Trim(v.Prefix, "/")
 	ck.duration("vault.cache_ttl", &v.CacheTTL, DefaultCacheTTL)
+	ck.duration("vault.timeout", &v.Timeout, DefaultVaultTimeout)
 }
 
 func (ck *checker) absURL(path, raw string) *url.URL {

@@ -62,7 +62,9 @@ func benchTurn(b *testing.B, intent, speech string) {
 
 // BenchmarkEngineCall is the engine's turn with one GET to an httptest
 // upstream: credentials, request templates, the call, extraction, speech.
-func BenchmarkEngineCall(b *testing.B) { benchTurn(b, "GetQuote", "Amazon is trading at 123.45 dollars.") }
+func BenchmarkEngineCall(b *testing.B) {
+	benchTurn(b, "GetQuote", "Amazon is trading at 123.45 dollars.")
+}
 
 // BenchmarkEngineNoCall is the engine's turn with templates only: a slot,
 // Sprig, a card and a session attribute.

@@ -24,10 +24,10 @@ type Caller interface {
 }
 
 // Credentials finds the credential of a call and a fresh one after the
-// upstream rejected it.
+// upstream rejected it with status (401 or 403).
 type Credentials interface {
 	Get(ctx context.Context, svc *config.Service, turn *gateway.Turn) (*auth.Credential, error)
-	Rejected(ctx context.Context, svc *config.Service, turn *gateway.Turn, cred *auth.Credential) (*auth.Credential, error)
+	Rejected(ctx context.Context, svc *config.Service, turn *gateway.Turn, cred *auth.Credential, status int) (*auth.Credential, error)
 }
 
 // Linker speaks the account-linking instructions for a user without a

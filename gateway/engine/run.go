@@ -409,7 +409,7 @@ func (r *run) runCalls(c *config.Compiled) *turnError {
 		}
 		resp, te := r.call(cc, cred)
 		if te == nil && cred != nil && (resp.Status == http.StatusUnauthorized || resp.Status == http.StatusForbidden) {
-			fresh, err := r.e.creds.Rejected(r.ctx, svc, r.turn, cred)
+			fresh, err := r.e.creds.Rejected(r.ctx, svc, r.turn, cred, resp.Status)
 			if err != nil {
 				return credentialError(svc, err)
 			}

@@ -43,8 +43,10 @@ type Runtime struct {
 	// the moment it arrives, body reading and verification included, to
 	// its answer. Zero leaves the budget to the engine alone.
 	Deadline time.Duration
-	// Ready reports whether dependencies answer (nil: ready).
-	Ready func(ctx context.Context) error
+	// Ready reports the state of the runtime's dependencies for /readyz
+	// (nil: ready, no Vault). It must not make a request: probes are
+	// frequent and must not load Vault.
+	Ready func() Readiness
 	// Status adds entries to the /readyz JSON, e.g. that secrets are
 	// served from memory (serve --secrets).
 	Status map[string]string
@@ -74,11 +76,25 @@ func ClientIPFunc(trusted []*net.IPNet) func(*http.Request) string {
 	return echo.ExtractIPFromXFFHeader(opts...)
 }
 
+// Readiness is what /readyz reports of a runtime's dependencies.
+type Readiness struct {
+	// Vault is the secret store's state: "ok", "unreachable", "token
+	// invalid", or "none" without a store.
+	Vault string
+	// Reason, when set, makes /readyz answer 503 with it. It is a short
+	// phrase from a fixed vocabulary ("vault unreachable", "vault token
+	// invalid"), never an internal error text.
+	Reason string
+}
+
 // Server serves the current runtime.
 type Server struct {
 	echo    *echo.Echo
 	current atomic.Pointer[Runtime]
-	log     *slog.Logger
+	// draining is set when graceful shutdown starts: /readyz answers 503
+	// so that load balancers stop sending new requests.
+	draining atomic.Bool
+	log      *slog.Logger
 	// ShutdownTimeout bounds how long in-flight requests may finish.
 	ShutdownTimeout time.Duration
 }
@@ -149,6 +165,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	case <-ctx.Done():
 	}
+	s.draining.Store(true)
 	sctx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
@@ -203,16 +220,36 @@ func (s *Server) alexa(c echo.Context) error {
 	return c.JSONBlob(status, out)
 }
 
+// ready answers /readyz: 503 while no configuration is loaded, while the
+// process drains, or while the runtime reports a reason (Vault never
+// reached since start); 200 otherwise, with the state of Vault, which may
+// be "unreachable" while turns are served from cache. It makes no request.
 func (s *Server) ready(c echo.Context) error {
 	rt := s.current.Load()
-	if rt.Ready != nil {
-		ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
-		defer cancel()
-		if err := rt.Ready(ctx); err != nil {
-			return c.JSON(http.StatusServiceUnavailable, withStatus(map[string]string{"status": "unavailable", "reason": err.Error()}, rt.Status))
+	unavailable := func(reason, vault string) error {
+		body := map[string]string{"status": "unavailable", "reason": reason}
+		if vault != "" {
+			body["vault"] = vault
 		}
+		if rt != nil {
+			body = withStatus(body, rt.Status)
+		}
+		return c.JSON(http.StatusServiceUnavailable, body)
 	}
-	return c.JSON(http.StatusOK, withStatus(map[string]string{"status": "ready"}, rt.Status))
+	if s.draining.Load() {
+		return unavailable("draining", "")
+	}
+	if rt == nil {
+		return unavailable("configuration not loaded", "")
+	}
+	r := Readiness{Vault: "none"}
+	if rt.Ready != nil {
+		r = rt.Ready()
+	}
+	if r.Reason != "" {
+		return unavailable(r.Reason, r.Vault)
+	}
+	return c.JSON(http.StatusOK, withStatus(map[string]string{"status": "ready", "vault": r.Vault}, rt.Status))
 }
 
 // withStatus adds a runtime's status entries to a /readyz body.
@@ -230,9 +267,9 @@ func withStatus(body, status map[string]string) map[string]string {
 // every log line see the client, not the load balancer.
 func (s *Server) clientAddr(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if f := s.current.Load().ClientIP; f != nil {
+		if rt := s.current.Load(); rt != nil && rt.ClientIP != nil {
 			req := c.Request()
-			req.RemoteAddr = net.JoinHostPort(f(req), "0")
+			req.RemoteAddr = net.JoinHostPort(rt.ClientIP(req), "0")
 		}
 		return next(c)
 	}

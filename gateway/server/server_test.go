@@ -1,9 +1,7 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -49,7 +47,7 @@ skills:
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // mustRuntime wires a runtime for serverConfig as cmd/voicegw does.
-func mustRuntime(t *testing.T, ready func(context.Context) error) *server.Runtime {
+func mustRuntime(t *testing.T, ready func() server.Readiness) *server.Runtime {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -89,14 +87,17 @@ func padTo(b []byte, n int) []byte {
 type chunked struct{ io.Reader }
 
 func TestServer(t *testing.T) {
-	notReady := errors.New("vault: connection refused")
+	notReady := func() server.Readiness {
+		return server.Readiness{Vault: "unreachable", Reason: "vault unreachable"}
+	}
+	outage := func() server.Readiness { return server.Readiness{Vault: "unreachable"} }
 	tests := []struct {
 		name    string
 		method  string
 		path    string
 		body    []byte
 		chunked bool
-		ready   func(context.Context) error
+		ready   func() server.Readiness
 		// want is the status; speech, when set, must be the response's;
 		// errKey, when set, must be a key of the JSON body.
 		want   int
@@ -123,16 +124,11 @@ func TestServer(t *testing.T) {
 		{name: "application id mismatch", method: "POST", path: "/alexa/stocks", body: launch("amzn1.ask.skill.other"), want: 400, errKey: "error"},
 
 		{name: "healthz", method: "GET", path: "/healthz", want: 200},
-		{name: "healthz while not ready", method: "GET", path: "/healthz", ready: func(context.Context) error { return notReady }, want: 200},
+		{name: "healthz while not ready", method: "GET", path: "/healthz", ready: notReady, want: 200},
 		{name: "readyz without check", method: "GET", path: "/readyz", want: 200, errKey: "status"},
-		{name: "readyz ready", method: "GET", path: "/readyz", ready: func(context.Context) error { return nil }, want: 200, errKey: "status"},
-		{name: "readyz not ready", method: "GET", path: "/readyz", ready: func(context.Context) error { return notReady }, want: 503, errKey: "reason"},
-		{name: "readyz deadline", method: "GET", path: "/readyz", ready: func(ctx context.Context) error {
-			if _, ok := ctx.Deadline(); !ok {
-				return errors.New("no deadline")
-			}
-			return nil
-		}, want: 200},
+		{name: "readyz ready", method: "GET", path: "/readyz", ready: func() server.Readiness { return server.Readiness{Vault: "ok"} }, want: 200, errKey: "vault"},
+		{name: "readyz during a later outage stays ready", method: "GET", path: "/readyz", ready: outage, want: 200, errKey: "vault"},
+		{name: "readyz not ready", method: "GET", path: "/readyz", ready: notReady, want: 503, errKey: "reason"},
 		{name: "unknown route", method: "GET", path: "/nope", want: 404, errKey: "error"},
 		{name: "wrong method", method: "GET", path: "/alexa", want: 405, errKey: "error"},
 		{name: "link not configured", method: "GET", path: "/link", want: 404},
@@ -192,7 +188,7 @@ func TestServer(t *testing.T) {
 
 // TestServerSwap checks that a swapped runtime serves the next request.
 func TestServerSwap(t *testing.T) {
-	s := server.New(mustRuntime(t, func(context.Context) error { return errors.New("old") }), nil, quiet)
+	s := server.New(mustRuntime(t, func() server.Readiness { return server.Readiness{Reason: "vault unreachable"} }), nil, quiet)
 	srv := httptest.NewServer(s.Handler())
 	defer srv.Close()
 	get := func() int {

@@ -166,3 +166,93 @@ func (s *Server) Put(tb testing.TB, path string, fields map[string]any) {
 		tb.Fatalf("vault put %s: %v", path, err)
 	}
 }
+
+// AppRole enables the AppRole auth method (once per server), writes
+// policy as the policy of the same name as role, and creates role with
+// that policy and the extra role options (e.g. "token_ttl": "1h"). It
+// returns the role's role_id, as an operator reads it.
+func (s *Server) AppRole(tb testing.TB, role, policy string, opts map[string]any) string {
+	tb.Helper()
+	c := s.Client()
+	auths, err := c.Sys().ListAuth()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if _, ok := auths["approle/"]; !ok {
+		if err := c.Sys().EnableAuthWithOptions("approle", &api.EnableAuthOptions{Type: "approle"}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := c.Sys().PutPolicy(role, policy); err != nil {
+		tb.Fatal(err)
+	}
+	body := map[string]any{"token_policies": role}
+	for k, v := range opts {
+		body[k] = v
+	}
+	if _, err := c.Logical().Write("auth/approle/role/"+role, body); err != nil {
+		tb.Fatal(err)
+	}
+	sec, err := c.Logical().Read("auth/approle/role/" + role + "/role-id")
+	if err != nil || sec == nil {
+		tb.Fatalf("read role id: %v", err)
+	}
+	return sec.Data["role_id"].(string)
+}
+
+// SecretID issues a new secret_id for role.
+func (s *Server) SecretID(tb testing.TB, role string) string {
+	tb.Helper()
+	sec, err := s.Client().Logical().Write("auth/approle/role/"+role+"/secret-id", nil)
+	if err != nil || sec == nil {
+		tb.Fatalf("issue secret id: %v", err)
+	}
+	return sec.Data["secret_id"].(string)
+}
+
+// RoleTokens returns how many live tokens AppRole logins of role hold.
+func (s *Server) RoleTokens(tb testing.TB, role string) int {
+	tb.Helper()
+	c := s.Client()
+	list, err := c.Logical().List("auth/token/accessors")
+	if err != nil || list == nil {
+		tb.Fatalf("list token accessors: %v", err)
+	}
+	keys, _ := list.Data["keys"].([]any)
+	n := 0
+	for _, k := range keys {
+		sec, err := c.Auth().Token().LookupAccessor(k.(string))
+		if err != nil || sec == nil {
+			continue // revoked meanwhile
+		}
+		meta, _ := sec.Data["meta"].(map[string]any)
+		if sec.Data["path"] == "auth/approle/login" && meta["role_name"] == role {
+			n++
+		}
+	}
+	return n
+}
+
+// RevokeRoleTokens revokes every token AppRole logins of role hold, as an
+// operator revoking a leaked token would.
+func (s *Server) RevokeRoleTokens(tb testing.TB, role string) {
+	tb.Helper()
+	c := s.Client()
+	list, err := c.Logical().List("auth/token/accessors")
+	if err != nil || list == nil {
+		tb.Fatalf("list token accessors: %v", err)
+	}
+	keys, _ := list.Data["keys"].([]any)
+	for _, k := range keys {
+		sec, err := c.Auth().Token().LookupAccessor(k.(string))
+		if err != nil || sec == nil {
+			continue
+		}
+		meta, _ := sec.Data["meta"].(map[string]any)
+		if sec.Data["path"] == "auth/approle/login" && meta["role_name"] == role {
+			if err := c.Auth().Token().RevokeAccessor(k.(string)); err != nil {
+				tb.Fatal(err)
+			}
+		}
+	}
+}
