@@ -149,7 +149,7 @@ func (d *deps) credentials(store gateway.SecretStore, ttl, timeout time.Duration
 		if d.creds != nil {
 			d.creds.Close()
 		}
-		d.creds = auth.New(store, ttl).WithLogger(d.log).WithTimeout(timeout)
+		d.creds = auth.New(store, ttl).WithLogger(d.log).WithTimeout(timeout).WithObserver(d.metrics)
 		d.credsStore, d.credsTTL, d.credsTimeout = store, ttl, timeout
 	}
 	return d.creds

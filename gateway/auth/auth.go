@@ -57,6 +57,8 @@ type Credential struct {
 // per path retries with back-off, as Vault Agent and consul-template keep
 // serving the last good value.
 type Provider struct {
+	// observe counts cache and Vault outcomes (never nil).
+	observe Observer
 	store   gateway.SecretStore
 	ttl     time.Duration
 	timeout time.Duration
@@ -107,8 +109,36 @@ func New(store gateway.SecretStore, ttl time.Duration) *Provider {
 	return &Provider{
 		store: store, ttl: ttl, timeout: config.DefaultVaultTimeout, now: time.Now, log: slog.Default(),
 		cache: map[string]*cached{}, flights: map[string]*flight{}, retrying: map[string]bool{}, rereads: map[string]time.Time{},
-		stop: make(chan struct{}),
+		stop: make(chan struct{}), observe: nopObserver{},
 	}
+}
+
+// Observer counts what the provider does, for metrics; every result is a
+// fixed word, never a path or a user.
+type Observer interface {
+	// SecretCache counts a credential lookup: hit (fresh in the cache),
+	// miss (read from the store) or stale (served from the cache past its
+	// ttl because the store fails).
+	SecretCache(result string)
+	// VaultRead counts a read that reached the store: ok, not_found, error.
+	VaultRead(result string)
+	// TokenRefresh counts a linked token's refresh: ok, refused (the user
+	// must link again) or failed (provider or store trouble, timeout).
+	TokenRefresh(result string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) SecretCache(string)  {}
+func (nopObserver) VaultRead(string)    {}
+func (nopObserver) TokenRefresh(string) {}
+
+// WithObserver sets who counts the provider's outcomes.
+func (p *Provider) WithObserver(o Observer) *Provider {
+	if o != nil {
+		p.observe = o
+	}
+	return p
 }
 
 // WithLogger sets the logger for failures that do not fail the turn.
@@ -328,6 +358,7 @@ func (p *Provider) read(ctx context.Context, path string) (*gateway.Entry, strin
 	c := p.cache[path]
 	if c != nil && now.Sub(c.at) < p.ttl {
 		p.mu.Unlock()
+		p.observe.SecretCache("hit")
 		return c.entry, path, nil
 	}
 	usable := c != nil && now.Sub(c.at) < StaleFactor*p.ttl
@@ -338,6 +369,7 @@ func (p *Provider) read(ctx context.Context, path string) (*gateway.Entry, strin
 	}
 	f := p.flightLocked(path)
 	p.mu.Unlock()
+	p.observe.SecretCache("miss")
 
 	// A turn with a stale entry to fall back on waits for the read at most
 	// half of what is left of it, so that it can still make its call.
@@ -381,6 +413,7 @@ func (p *Provider) read(ctx context.Context, path string) (*gateway.Entry, strin
 // staleLocked notes that c serves past its ttl: the first time it is
 // logged, and a background read of path retries until it succeeds.
 func (p *Provider) staleLocked(path string, c *cached) {
+	p.observe.SecretCache("stale")
 	if !c.staleLogged {
 		c.staleLogged = true
 		p.log.Warn("vault unavailable, serving a stale secret", "path", path,
@@ -414,12 +447,15 @@ func (p *Provider) fetch(path string, f *flight) {
 	delete(p.flights, path)
 	switch {
 	case err == nil:
+		p.observe.VaultRead("ok")
 		p.rememberLocked(path, e)
 		p.down = false
 	case errors.Is(err, gateway.ErrNotFound):
+		p.observe.VaultRead("not_found")
 		delete(p.cache, path)
 		p.down = false
 	default:
+		p.observe.VaultRead("error")
 		p.down = true
 		if c := p.cache[path]; c != nil {
 			c.failing = true

@@ -99,11 +99,18 @@ func (p *Provider) refresh(ctx context.Context, svc *config.Service, path string
 	})
 	select {
 	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
+		switch {
+		case r.Err == nil:
+			p.observe.TokenRefresh("ok")
+			return r.Val.(*gateway.Entry), nil
+		case errors.Is(r.Err, ErrUnlinked):
+			p.observe.TokenRefresh("refused")
+		default:
+			p.observe.TokenRefresh("failed")
 		}
-		return r.Val.(*gateway.Entry), nil
+		return nil, r.Err
 	case <-ctx.Done():
+		p.observe.TokenRefresh("failed")
 		return nil, fmt.Errorf("%s: no refresh within the turn: %w", svc.Name, ErrRefresh)
 	}
 }

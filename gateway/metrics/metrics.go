@@ -23,6 +23,9 @@ type Metrics struct {
 	callTime *prometheus.HistogramVec
 	link     *prometheus.CounterVec
 	reloads  *prometheus.CounterVec
+	cache    *prometheus.CounterVec
+	reads    *prometheus.CounterVec
+	refresh  *prometheus.CounterVec
 }
 
 var buckets = []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2, 4, 6, 8}
@@ -64,7 +67,19 @@ func New() *Metrics {
 			Help: "Configuration reloads (SIGHUP or --watch) by result: ok, failed (the running configuration is kept).",
 		}, []string{"result"}),
 	}
-	reg.MustRegister(m.requests, m.latency, m.turns, m.calls, m.callTime, m.link, m.reloads,
+	m.cache = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "voicegw_secret_cache_total",
+		Help: "Credential lookups by result: hit (fresh in the cache), miss (read from Vault), stale (served past its ttl while Vault fails).",
+	}, []string{"result"})
+	m.reads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "voicegw_vault_reads_total",
+		Help: "Secret reads that reached Vault, by result: ok, not_found, error.",
+	}, []string{"result"})
+	m.refresh = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "voicegw_token_refreshes_total",
+		Help: "Linked-token refreshes by result: ok, refused (the user must link again), failed (provider or Vault trouble, timeout).",
+	}, []string{"result"})
+	reg.MustRegister(m.requests, m.latency, m.turns, m.calls, m.callTime, m.link, m.reloads, m.cache, m.reads, m.refresh,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -100,6 +115,19 @@ func (m *Metrics) LinkStep(step, result string) {
 func (m *Metrics) Reload(result string) {
 	m.reloads.WithLabelValues(result).Inc()
 }
+
+// SecretCache implements auth.Observer.
+func (m *Metrics) SecretCache(result string) { m.cache.WithLabelValues(result).Inc() }
+
+// VaultRead implements auth.Observer.
+func (m *Metrics) VaultRead(result string) { m.reads.WithLabelValues(result).Inc() }
+
+// TokenRefresh implements auth.Observer.
+func (m *Metrics) TokenRefresh(result string) { m.refresh.WithLabelValues(result).Inc() }
+
+// Registry is the registry the metrics are in (for tests and for
+// collectors of the wiring).
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
