@@ -29,7 +29,34 @@ const (
 	KindIntent
 	// KindSessionEnded tells the skill the session is over.
 	KindSessionEnded
+	// KindCanFulfill asks, without running anything, whether the skill
+	// can answer Intent with its Slots (Alexa's name-free interaction).
+	KindCanFulfill
+	// KindDisabled says the user removed the skill: the gateway forgets
+	// what it keeps of the user (linked tokens, pending link codes).
+	KindDisabled
 )
+
+// Answers of a KindCanFulfill turn.
+const (
+	CanYes   = "YES"
+	CanNo    = "NO"
+	CanMaybe = "MAYBE"
+)
+
+// CanFulfill is the answer to a KindCanFulfill turn: whether the skill can
+// fulfil the intent, and for each slot of the request whether it
+// understands and can fulfil its value (CanYes, CanNo or CanMaybe).
+type CanFulfill struct {
+	Intent string
+	Slots  map[string]SlotFulfill
+}
+
+// SlotFulfill is the answer for one slot of a KindCanFulfill turn.
+type SlotFulfill struct {
+	Understand string
+	Fulfill    string
+}
 
 // Confirmation statuses of an intent or slot, as the voice platform reports them.
 const (
@@ -75,16 +102,61 @@ type Slot struct {
 	Resolved string
 	// ID is the entity-resolution id, or "".
 	ID string
+	// Values are the values of a slot that holds several ("cheese, ham
+	// and tomatoes"), each with its own resolution; nil for one value.
+	Values []Slot
 }
 
 // Text returns the slot's value as templates see it: the resolved name when
-// entity resolution matched, else the spoken value.
+// entity resolution matched, else the spoken value. For a slot with
+// several values it is their texts joined by ", ".
 func (s Slot) Text() string {
 	if s.Resolved != "" {
 		return s.Resolved
 	}
+	if s.Value == "" && len(s.Values) > 0 {
+		return strings.Join(s.Texts(), ", ")
+	}
 	return s.Value
 }
+
+// Texts returns the text of each value: the Values' texts, else the one
+// value's text, else none.
+func (s Slot) Texts() []string {
+	if len(s.Values) > 0 {
+		out := make([]string, 0, len(s.Values))
+		for _, v := range s.Values {
+			if t := v.Text(); t != "" {
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+	if t := s.Text(); t != "" {
+		return []string{t}
+	}
+	return []string{}
+}
+
+// IDs returns the entity-resolution id of each value, as Texts does.
+func (s Slot) IDs() []string {
+	if len(s.Values) > 0 {
+		out := make([]string, 0, len(s.Values))
+		for _, v := range s.Values {
+			if v.Text() != "" {
+				out = append(out, v.ID)
+			}
+		}
+		return out
+	}
+	if s.Text() != "" {
+		return []string{s.ID}
+	}
+	return []string{}
+}
+
+// Filled reports whether the slot has a value.
+func (s Slot) Filled() bool { return len(s.Texts()) > 0 }
 
 // Speech is text to be spoken, plain or SSML.
 type Speech struct {
@@ -132,6 +204,8 @@ type Reply struct {
 	// Error is the error kind when Speech is error speech ("status",
 	// "timeout", "unlinked", "vault", "missing", "default"); "" otherwise.
 	Error string
+	// CanFulfill answers a KindCanFulfill turn (with Empty speech).
+	CanFulfill *CanFulfill
 }
 
 // Secret is a string that never prints: String, GoString and JSON encoding

@@ -39,8 +39,9 @@ go test -run '^$' -bench 'BenchmarkLoad' -benchmem -benchtime 1x ./gateway/confi
 step "fuzz targets (short runs; make fuzz runs them longer)"
 FUZZTIME="${FUZZTIME:-5s}" scripts/fuzz.sh
 
-step "example scenarios (voicegw test -c config.example.yaml)"
+step "example scenarios (voicegw test -c config.example.yaml, -c examples/shop/config.yaml)"
 go run ./cmd/voicegw test -c config.example.yaml
+go run ./cmd/voicegw test -c examples/shop/config.yaml
 
 if [ -x "$root/../shared/acceptance/run.sh" ]; then
   step "public acceptance sample"

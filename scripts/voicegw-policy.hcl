@@ -10,9 +10,13 @@ path "secret/data/voicegw/services/*" {
 }
 
 # Users' linked tokens: read for every call, written by the /link flow and
-# by token refresh (always with check-and-set).
+# by token refresh (always with check-and-set), deleted with every version
+# when the user disables the skill (AlexaSkillEvent.SkillDisabled).
 path "secret/data/voicegw/users/*" {
   capabilities = ["create", "read", "update"]
+}
+path "secret/metadata/voicegw/users/*" {
+  capabilities = ["delete"]
 }
 
 # One-time link codes: created when an unlinked user asks, burnt when used.

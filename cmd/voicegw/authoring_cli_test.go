@@ -242,3 +242,56 @@ func TestTestOnlyTheConfigsScenarios(t *testing.T) {
 		t.Fatalf("exit %d\nstdout: %s\nstderr: %s", code, out, errOut)
 	}
 }
+
+// TestInvokePlatform: invoke on the shop example, in both locales, with
+// a multi-value slot given as a repeated --slot.
+func TestInvokePlatform(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+		_, _ = io.WriteString(w, `{"count": 4}`)
+	}))
+	t.Cleanup(up.Close)
+	t.Setenv("SHOP_LIST_API", up.URL)
+	cfg := filepath.Join("..", "..", "examples", "shop", "config.yaml")
+	base := []string{"invoke", "-c", cfg, "--skill", "shop", "--intent", "AddItems"}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		body   string
+	}{
+		{"en-US", []string{"--slot", "Items=cheddar", "--slot", "Items=tomato", "--slot", "Items=bread"}, 0,
+			"Added cheese, tomatoes and bread. Your list has 4 items.\n", `{"items":["cheese","tomatoes","bread"],"ids":["CHEESE","TOMATO",""]}`},
+		{"de-DE", []string{"--locale", "de-DE", "--slot", "Items=Bergkäse", "--slot", "Items=Schinken"}, 0,
+			"Käse, Schinken hinzugefügt. Deine Liste hat 4 Einträge.\n", `{"items":["Käse","Schinken"],"ids":["CHEESE","HAM"]}`},
+		{"one value is a list of one", []string{"--slot", "Items=ham"}, 0,
+			"Added ham. Your list has 4 items.\n", `{"items":["ham"],"ids":["HAM"]}`},
+		{"no value: elicited", nil, 0, "What should I add?\n", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mu.Lock()
+			bodies = nil
+			mu.Unlock()
+			code, out, errOut := runCLI(append(append([]string{}, base...), tc.args...)...)
+			if code != tc.code || out != tc.stdout {
+				t.Fatalf("exit %d, stdout %q, want %d %q\nstderr: %s", code, out, tc.code, tc.stdout, errOut)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if tc.body != "" && (len(bodies) != 1 || bodies[0] != tc.body) {
+				t.Errorf("upstream bodies %q, want %s", bodies, tc.body)
+			}
+		})
+	}
+	code, _, errOut := runCLI("invoke", "-c", filepath.Join("..", "..", "config.example.yaml"), "--skill", "weather",
+		"--intent", "GetWeather", "--slot", "City=Berlin", "--slot", "City=Paris")
+	if code != 2 || !strings.Contains(errOut, "slot City takes one value") {
+		t.Errorf("two values for a single-value slot: exit %d, %s", code, errOut)
+	}
+}

@@ -56,8 +56,16 @@ func TestCLI(t *testing.T) {
 		{name: "invoke unknown skill", args: []string{"invoke", "-c", example, "--skill", "nope", "--launch"}, code: 1, stderr: []string{`no skill "nope"`}},
 		{name: "invoke bad user", args: []string{"invoke", "-c", example, "--skill", "weather", "--launch", "--user", "../x"}, code: 1, stderr: []string{"HTTP 400"}},
 		{name: "invoke bad slot flag", args: []string{"invoke", "-c", example, "--skill", "weather", "--intent", "X", "--slot", "novalue"}, code: 2},
-		{name: "test examples", args: []string{"test", "-c", example}, stdout: []string{"ok   ", "2 passed, 0 failed"}},
+		{name: "test examples", args: []string{"test", "-c", example}, stdout: []string{"ok   ", "3 passed, 0 failed"}},
 		{name: "model", args: []string{"model", "-c", example, "--skill", "github"}, jsonOut: true, stdout: []string{`"invocationName": "git buddy"`}},
+		{name: "test the shop example (multi-value slots, CanFulfill, two locales)", args: []string{"test", "-c", "../../examples/shop/config.yaml"},
+			stdout: []string{"ok   ../../examples/shop/scenarios/shop-de.yaml", "ok   ../../examples/shop/scenarios/shop-en.yaml", "2 passed, 0 failed"}},
+		{name: "model de-DE", args: []string{"model", "-c", example, "--skill", "weather", "--locale", "de-DE"}, jsonOut: true,
+			stdout: []string{`"invocationName": "wetter freund"`, `"wie ist das wetter in {City}"`, `"value": "Welche Stadt?"`}},
+		{name: "model en-US", args: []string{"model", "-c", example, "--skill", "weather", "--locale", "en-US"}, jsonOut: true,
+			stdout: []string{`"invocationName": "weather buddy"`, `"what is the weather in {City}"`, `"value": "Which city?"`}},
+		{name: "model of a locale the skill lacks", args: []string{"model", "-c", example, "--skill", "weather", "--locale", "en-GB"}, jsonOut: true,
+			stdout: []string{`"invocationName": "weather buddy"`}, stderr: []string{"has no locale en-GB", "printing the en-US model"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errOut := runCLI(tc.args...)

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -261,6 +262,22 @@ func (f kvFlag) Set(s string) error {
 	return nil
 }
 
+// repeatedKV is a K=V flag that remembers every value of a key, in
+// order, for a multi-value slot given as --slot K=a --slot K=b.
+type repeatedKV struct {
+	kvFlag
+	all map[string][]string
+}
+
+func (f repeatedKV) Set(s string) error {
+	if err := f.kvFlag.Set(s); err != nil {
+		return err
+	}
+	k, v, _ := strings.Cut(s, "=")
+	f.all[k] = append(f.all[k], v)
+	return nil
+}
+
 func cmdInvoke(args []string, stdout, stderr io.Writer) int {
 	fs, path := newFlags("invoke", stderr)
 	skill := fs.String("skill", "", "skill `name` (a key under skills:)")
@@ -272,8 +289,10 @@ func cmdInvoke(args []string, stdout, stderr io.Writer) int {
 	confirm := fs.String("confirm", "", "answer the intent's confirmation with `yes|no`")
 	secrets := fs.String("secrets", "", "load secrets from this YAML `file` into memory and use them in place of Vault")
 	asJSON := fs.Bool("json", false, "print the whole Alexa response instead of the speech")
-	slots, session := kvFlag{}, kvFlag{}
-	fs.Var(slots, "slot", "slot value `K=V` (repeatable)")
+	session := kvFlag{}
+	slotFlag := repeatedKV{kvFlag: kvFlag{}, all: map[string][]string{}}
+	slots := slotFlag.kvFlag
+	fs.Var(slotFlag, "slot", "slot value `K=V` (repeatable; repeat K for a slot with multiple: true)")
 	fs.Var(session, "session", "session attribute `K=V` (repeatable)")
 	if code, ok := parse(fs, args, stdout); !ok {
 		return code
@@ -319,6 +338,12 @@ func cmdInvoke(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "invoke: %s\n", msg)
 			return 2
 		}
+		for _, k := range slices.Sorted(maps.Keys(slotFlag.all)) {
+			if in := sk.Intents[*intent]; len(slotFlag.all[k]) > 1 && (in == nil || in.Slots[k] == nil || !in.Slots[k].Multiple) {
+				fmt.Fprintf(stderr, "invoke: slot %s takes one value: give --slot %s=V once, or set multiple: true on the slot\n", k, k)
+				return 2
+			}
+		}
 	}
 	log := newLogger(stderr, slog.LevelWarn)
 	d := newDeps(log)
@@ -346,13 +371,21 @@ func cmdInvoke(args []string, stdout, stderr io.Writer) int {
 		Type: "LaunchRequest", Locale: *locale, NewSession: true, Confirmation: confirmation,
 	}
 	var resolved map[string]scenario.Resolution
+	var lists map[string][]scenario.Value
 	if *intent != "" {
 		spec.Type, spec.Intent = "IntentRequest", *intent
 		given := make(map[string]scenario.Slot, len(slots))
 		for k, v := range slots {
 			given[k] = scenario.Slot{Value: v}
+			if in := sk.Intents[*intent]; in != nil && in.Slots[k] != nil && in.Slots[k].Multiple {
+				list := []scenario.Slot{}
+				for _, item := range slotFlag.all[k] {
+					list = append(list, scenario.Slot{Value: item})
+				}
+				given[k] = scenario.Slot{List: list}
+			}
 		}
-		spec.Slots, resolved = scenario.ResolveSlots(sk, *intent, given)
+		spec.Slots, resolved, lists = scenario.ResolveSlots(sk, *intent, *locale, given)
 	}
 	if len(session) > 0 {
 		spec.Session = map[string]any{}
@@ -363,7 +396,7 @@ func cmdInvoke(args []string, stdout, stderr io.Writer) int {
 	if spec.ApplicationID == "" {
 		spec.ApplicationID = "amzn1.ask.skill.invoke"
 	}
-	status, body := h.Serve(context.Background(), *skill, nil, scenario.WithResolutions(alexa.BuildRequest(spec), resolved))
+	status, body := h.Serve(context.Background(), *skill, nil, scenario.WithSlots(alexa.BuildRequest(spec), resolved, lists))
 	if status != 200 {
 		fmt.Fprintf(stderr, "invoke: HTTP %d: %s\n", status, body)
 		return 1

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
+	"strings"
 
 	"github.com/voicegw/voicegw/gateway/model"
 )
@@ -11,10 +13,10 @@ import (
 // localeRe is the shape of an Alexa locale such as en-US or pt-BR.
 var localeRe = regexp.MustCompile(`^[a-z]{2}-[A-Z]{2}$`)
 
-// cmdModel prints the Alexa interaction model of one skill. --locale is
-// checked for its shape and recorded on the model; the configuration has one
-// set of samples and prompts, so the JSON is the same for every locale and
-// the operator uploads it to whichever locales the skill serves.
+// cmdModel prints the Alexa interaction model of one skill for --locale:
+// that locale's samples, prompts, type values and invocation name. A locale
+// the skill does not list gets the texts of the skill's locale that would
+// answer it (same language, else the first), with a note on stderr.
 func cmdModel(args []string, stdout, stderr io.Writer) int {
 	fs, path := newFlags("model", stderr)
 	skill := fs.String("skill", "", "skill `name` (a key under skills:)")
@@ -42,6 +44,10 @@ func cmdModel(args []string, stdout, stderr io.Writer) int {
 	if !ok || sk == nil {
 		fmt.Fprintf(stderr, "model: no skill %q in %s\n", *skill, *path)
 		return 1
+	}
+	if !slices.Contains(sk.Locales, *locale) {
+		fmt.Fprintf(stderr, "model: skill %s has no locale %s (its locales: %s): printing the %s model\n",
+			*skill, *locale, strings.Join(sk.Locales, ", "), sk.LocaleFor(*locale))
 	}
 	if err := model.Build(sk, *locale).WriteJSON(stdout); err != nil {
 		fmt.Fprintf(stderr, "model: %v\n", err)

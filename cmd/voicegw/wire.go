@@ -94,14 +94,16 @@ func (d *deps) pipeline(cfg *config.Config, store gateway.SecretStore, verify bo
 	if cfg.Vault != nil {
 		ttl, timeout = cfg.Vault.CacheTTL.D, cfg.Vault.Timeout.D
 	}
+	creds := d.credentials(store, ttl, timeout)
 	opts := engine.Options{
 		Caller:      d.client,
-		Credentials: d.credentials(store, ttl, timeout),
+		Credentials: creds,
 		Progress:    &d.progress,
 		Logger:      d.log,
 	}
 	if l != nil {
 		opts.Linker = l
+		opts.Forgetter = forgetter{links: l, creds: creds}
 	}
 	if d.metrics != nil {
 		opts.Observer = d.metrics
@@ -123,6 +125,19 @@ func (d *deps) pipeline(cfg *config.Config, store gateway.SecretStore, verify bo
 		h.Verifier = alexa.NewVerifier(vc)
 	}
 	return h
+}
+
+// forgetter forgets a user who removed the skill: their entries in the
+// secret store (linking), then what the credential cache holds of them.
+type forgetter struct {
+	links *linking.Linker
+	creds *auth.Provider
+}
+
+func (f forgetter) Forget(ctx context.Context, userID string) error {
+	err := f.links.Forget(ctx, userID)
+	f.creds.Forget(userID)
+	return err
 }
 
 // credentials returns the credential provider for store, ttl and

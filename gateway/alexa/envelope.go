@@ -21,6 +21,13 @@ import (
 	"github.com/voicegw/voicegw/gateway"
 )
 
+// SkillDisabled is the skill event of a user who disabled the skill.
+const SkillDisabled = "AlexaSkillEvent.SkillDisabled"
+
+// SkillEvent reports whether a request type is a skill event
+// (AlexaSkillEvent.*): events are accepted up to EventMaxAge old.
+func SkillEvent(requestType string) bool { return strings.HasPrefix(requestType, "AlexaSkillEvent.") }
+
 // ErrEnvelope marks a body that is not a valid Alexa request envelope.
 var ErrEnvelope = errors.New("invalid Alexa envelope")
 
@@ -67,21 +74,35 @@ type request struct {
 }
 
 type slot struct {
-	Name        string `json:"name"`
-	Value       string `json:"value"`
-	Resolutions *struct {
-		ResolutionsPerAuthority []struct {
-			Status struct {
-				Code string `json:"code"`
-			} `json:"status"`
-			Values []struct {
-				Value struct {
-					Name string `json:"name"`
-					ID   string `json:"id"`
-				} `json:"value"`
-			} `json:"values"`
-		} `json:"resolutionsPerAuthority"`
-	} `json:"resolutions"`
+	Name  string `json:"name"`
+	Value string `json:"value"`
+	// SlotValue is how Alexa sends a multi-value slot: type List with
+	// the values, each of type Simple with its own resolutions.
+	SlotValue *struct {
+		Type   string      `json:"type"`
+		Values []slotValue `json:"values"`
+	} `json:"slotValue"`
+	Resolutions *resolutions `json:"resolutions"`
+}
+
+type slotValue struct {
+	Type        string       `json:"type"`
+	Value       string       `json:"value"`
+	Resolutions *resolutions `json:"resolutions"`
+}
+
+type resolutions struct {
+	ResolutionsPerAuthority []struct {
+		Status struct {
+			Code string `json:"code"`
+		} `json:"status"`
+		Values []struct {
+			Value struct {
+				Name string `json:"name"`
+				ID   string `json:"id"`
+			} `json:"value"`
+		} `json:"values"`
+	} `json:"resolutionsPerAuthority"`
 }
 
 // maxDepth bounds JSON nesting; Alexa envelopes are a few levels deep.
@@ -202,8 +223,13 @@ func (env *envelope) turn() (*gateway.Turn, error) {
 		t.Kind = gateway.KindLaunch
 	case "SessionEndedRequest":
 		t.Kind = gateway.KindSessionEnded
-	case "IntentRequest":
+	case SkillDisabled:
+		t.Kind = gateway.KindDisabled
+	case "IntentRequest", "CanFulfillIntentRequest":
 		t.Kind = gateway.KindIntent
+		if req.Type == "CanFulfillIntentRequest" {
+			t.Kind = gateway.KindCanFulfill
+		}
 		if req.Intent == nil || req.Intent.Name == "" {
 			return nil, bad("request.intent.name is missing")
 		}
@@ -223,14 +249,28 @@ func (env *envelope) turn() (*gateway.Turn, error) {
 
 func (s slot) neutral() gateway.Slot {
 	out := gateway.Slot{Value: s.Value}
-	if s.Resolutions != nil && len(s.Resolutions.ResolutionsPerAuthority) > 0 {
-		first := s.Resolutions.ResolutionsPerAuthority[0]
-		if first.Status.Code == "ER_SUCCESS_MATCH" && len(first.Values) > 0 {
-			out.Resolved = first.Values[0].Value.Name
-			out.ID = first.Values[0].Value.ID
+	out.Resolved, out.ID = s.Resolutions.first()
+	if sv := s.SlotValue; sv != nil && sv.Type == "List" {
+		out.Values = make([]gateway.Slot, 0, len(sv.Values))
+		for _, v := range sv.Values {
+			item := gateway.Slot{Value: v.Value}
+			item.Resolved, item.ID = v.Resolutions.first()
+			out.Values = append(out.Values, item)
 		}
 	}
 	return out
+}
+
+// first returns the name and id the first authority matched, or "".
+func (r *resolutions) first() (name, id string) {
+	if r == nil || len(r.ResolutionsPerAuthority) == 0 {
+		return "", ""
+	}
+	first := r.ResolutionsPerAuthority[0]
+	if first.Status.Code == "ER_SUCCESS_MATCH" && len(first.Values) > 0 {
+		return first.Values[0].Value.Name, first.Values[0].Value.ID
+	}
+	return "", ""
 }
 
 // parseTimestamp accepts ISO 8601 strings, as Alexa sends them, and epoch

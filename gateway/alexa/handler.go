@@ -33,6 +33,9 @@ type RequestVerifier interface {
 	Signature(ctx context.Context, header http.Header, body []byte) error
 	// Timestamp checks request.timestamp against the gateway's clock.
 	Timestamp(ts time.Time) error
+	// EventTimestamp checks the timestamp of a skill event, which Amazon
+	// may send up to an hour late.
+	EventTimestamp(ts time.Time) error
 }
 
 // Observer is told the outcome of every request, for metrics.
@@ -88,7 +91,11 @@ func (h *Handler) Serve(ctx context.Context, skill string, header http.Header, b
 		return h.reject(ctx, "", envelopeRequestID(body), http.StatusBadRequest, ReasonEnvelope, err, start)
 	}
 	if h.Verifier != nil {
-		if err := h.Verifier.Timestamp(turn.Timestamp); err != nil {
+		check := h.Verifier.Timestamp
+		if SkillEvent(turn.Type) {
+			check = h.Verifier.EventTimestamp
+		}
+		if err := check(turn.Timestamp); err != nil {
 			return h.reject(ctx, "", turn.RequestID, http.StatusBadRequest, ReasonTimestamp, err, start)
 		}
 	}

@@ -50,7 +50,7 @@ func BuildRequest(spec RequestSpec) []byte {
 		"locale":    spec.Locale,
 	}
 	switch spec.Type {
-	case "IntentRequest":
+	case "IntentRequest", "CanFulfillIntentRequest":
 		slots := map[string]any{}
 		for k, v := range spec.Slots {
 			slots[k] = map[string]any{"name": k, "value": v, "confirmationStatus": "NONE"}
@@ -114,6 +114,8 @@ type Response struct {
 			} `json:"outputSpeech"`
 		} `json:"reprompt"`
 		ShouldEndSession *bool `json:"shouldEndSession"`
+		// CanFulfillIntent answers a CanFulfillIntentRequest.
+		CanFulfillIntent map[string]any `json:"canFulfillIntent"`
 		Directives       []struct {
 			Type         string `json:"type"`
 			SlotToElicit string `json:"slotToElicit"`

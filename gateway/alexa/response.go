@@ -42,7 +42,18 @@ type outDirective struct {
 	SlotToElicit string `json:"slotToElicit,omitempty"`
 }
 
+type outCanFulfill struct {
+	CanFulfill string                   `json:"canFulfill"`
+	Slots      map[string]outSlotFulfil `json:"slots,omitempty"`
+}
+
+type outSlotFulfil struct {
+	CanUnderstand string `json:"canUnderstand"`
+	CanFulfill    string `json:"canFulfill"`
+}
+
 type outBody struct {
+	CanFulfillIntent *outCanFulfill `json:"canFulfillIntent,omitempty"`
 	OutputSpeech     *outSpeech     `json:"outputSpeech,omitempty"`
 	Card             *outCard       `json:"card,omitempty"`
 	Reprompt         *outReprompt   `json:"reprompt,omitempty"`
@@ -65,6 +76,17 @@ type outEnvelope struct {
 // and the speech cut further. SSML loses the characters XML cannot carry.
 func Encode(r *gateway.Reply) []byte {
 	env := outEnvelope{Version: "1.0"}
+	if cf := r.CanFulfill; cf != nil {
+		// Amazon's shape: response.canFulfillIntent {canFulfill, slots:
+		// {Name: {canUnderstand, canFulfill}}}, nothing spoken.
+		out := &outCanFulfill{CanFulfill: cf.Intent, Slots: make(map[string]outSlotFulfil, len(cf.Slots))}
+		for name, sf := range cf.Slots {
+			out.Slots[name] = outSlotFulfil{CanUnderstand: sf.Understand, CanFulfill: sf.Fulfill}
+		}
+		env.Response.CanFulfillIntent = out
+		b, _ := json.Marshal(env)
+		return b
+	}
 	if r.Empty {
 		b, _ := json.Marshal(env)
 		return b

@@ -140,6 +140,20 @@ func (v *Verifier) Timestamp(ts time.Time) error {
 	return nil
 }
 
+// EventMaxAge is how old a skill event's timestamp may be: Amazon sends
+// skill events late, and its own SDKs accept them up to an hour old.
+const EventMaxAge = time.Hour
+
+// EventTimestamp implements Verifier for skill events: up to EventMaxAge
+// old, and no further ahead than the tolerance.
+func (v *Verifier) EventTimestamp(ts time.Time) error {
+	d := v.cfg.Now().Sub(ts)
+	if d > EventMaxAge || -d > v.cfg.Tolerance {
+		return verifyErr("skill event timestamp is %s away from now (accepted: up to %s old)", d.Round(time.Second), EventMaxAge)
+	}
+	return nil
+}
+
 // CertURL checks a SignatureCertChainUrl and returns it normalised: https,
 // host s3.amazonaws.com (any case), port 443 if given, and a path under
 // /echo.api/ once dot segments are resolved.

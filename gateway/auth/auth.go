@@ -512,3 +512,16 @@ func (p *Provider) retry(path string, wait bool) {
 		}
 	}
 }
+
+// Forget drops every cached entry of a user (users/<userId>/…), after the
+// user's entries were deleted from the store.
+func (p *Provider) Forget(userID string) {
+	prefix := "users/" + userID + "/"
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k := range p.cache {
+		if strings.HasPrefix(k, prefix) {
+			delete(p.cache, k)
+		}
+	}
+}

@@ -8,11 +8,43 @@ import (
 	"github.com/voicegw/voicegw/gateway/render"
 )
 
-// Speech is a compiled speech template; SSML when its source starts with
-// <speak>, in which case every action's output is XML-escaped.
+// Speech is a compiled speech (or card) template; SSML when its source
+// starts with <speak>, in which case every action's output is XML-escaped.
+// A text given per locale has a Speech per locale in ByLocale, and T and
+// SSML are the first locale's.
 type Speech struct {
 	T    *render.Template
 	SSML bool
+	// ByLocale holds the speech of each locale when the text was given per
+	// locale; nil otherwise.
+	ByLocale map[string]*Speech
+	// order lists the locales of ByLocale as the file gives them.
+	order []string
+}
+
+// In returns the speech for a locale: the speech itself when it serves
+// every locale, else the one of that exact locale, else the first of the
+// same language, else the first given. A nil speech stays nil.
+func (s *Speech) In(locale string) *Speech {
+	if s == nil || s.ByLocale == nil {
+		return s
+	}
+	if v, ok := s.ByLocale[locale]; ok {
+		return v
+	}
+	return s.ByLocale[pickLocale(locale, s.order)]
+}
+
+// variants returns the speech of every locale, or the speech itself.
+func (s *Speech) variants() []*Speech {
+	if s.ByLocale == nil {
+		return []*Speech{s}
+	}
+	out := make([]*Speech, 0, len(s.order))
+	for _, l := range s.order {
+		out = append(out, s.ByLocale[l])
+	}
+	return out
 }
 
 // Named is a compiled template with the key it was written under.
@@ -30,8 +62,8 @@ type Compiled struct {
 	Intent      string
 	Say         *Speech
 	Reprompt    *Speech
-	CardTitle   *render.Template
-	CardText    *render.Template
+	CardTitle   *Speech
+	CardText    *Speech
 	Session     []Named
 	EndSession  bool
 	Slots       []SlotSpec
@@ -49,6 +81,8 @@ type SlotSpec struct {
 	Name     string
 	Type     string
 	Required bool
+	// Multiple slots hold a list of values.
+	Multiple bool
 	Prompt   *Speech
 }
 

@@ -71,7 +71,7 @@ type Server struct {
 	// progressive speech is sent (default 1s).
 	ProgressiveAfter Duration `yaml:"progressive_after"`
 	// Errors maps error keys to gateway-wide speech templates (SPEC 5).
-	Errors map[string]string `yaml:"errors"`
+	Errors map[string]Text `yaml:"errors"`
 	// TrustedProxies lists the CIDRs of load balancers whose
 	// X-Forwarded-For header is believed (SPEC 10); default none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
@@ -200,21 +200,24 @@ type Skill struct {
 	// ApplicationID selects the skill on POST /alexa and must match on
 	// POST /alexa/:skill when set.
 	ApplicationID string `yaml:"application_id"`
+	// Locales are the locales the skill is published in (default
+	// [en-US]); every text of the skill may be given per locale.
+	Locales []string `yaml:"locales"`
 	// Invocation is the invocation name of the interaction model: lower
 	// case words, no digits or symbols, no wake words, launch phrases,
-	// "skill" or "app".
-	Invocation string `yaml:"invocation"`
+	// "skill" or "app". It may be given per locale.
+	Invocation Text `yaml:"invocation"`
 	// Launch answers a LaunchRequest; it sees no slot and no extract.
 	Launch *Response `yaml:"launch"`
 	// Help is what AMAZON.HelpIntent says (a template).
-	Help string `yaml:"help"`
+	Help Text `yaml:"help"`
 	// Stop is what AMAZON.StopIntent and AMAZON.CancelIntent say.
-	Stop string `yaml:"stop"`
+	Stop Text `yaml:"stop"`
 	// Fallback is what AMAZON.FallbackIntent says.
-	Fallback string `yaml:"fallback"`
+	Fallback Text `yaml:"fallback"`
 	// Errors maps error keys ("404", 4xx, timeout, unlinked, vault,
 	// missing, default) to speech for every intent of the skill.
-	Errors map[string]string `yaml:"errors"`
+	Errors map[string]Text `yaml:"errors"`
 	// Types are the custom slot types, by name.
 	Types map[string][]*TypeValue `yaml:"types"`
 	// Intents are the intents, by name; AMAZON.* names override built-ins.
@@ -231,20 +234,21 @@ type Skill struct {
 
 // TypeValue is one value of a custom slot type.
 type TypeValue struct {
-	// Value is what .slots.NAME holds when the user says it or a synonym.
-	Value string `yaml:"value"`
+	// Value is what .slots.NAME holds when the user says it or a synonym;
+	// it may be given per locale.
+	Value Text `yaml:"value"`
 	// ID is the entity-resolution id, .slot_ids.NAME.
 	ID string `yaml:"id"`
-	// Synonyms resolve to Value.
-	Synonyms []string `yaml:"synonyms"`
+	// Synonyms resolve to Value; they may be given per locale.
+	Synonyms TextList `yaml:"synonyms"`
 }
 
 // Response is what a launch or an intent answers.
 type Response struct {
 	// Say is the speech template; SSML when it starts with <speak>.
-	Say string `yaml:"say"`
+	Say Text `yaml:"say"`
 	// Reprompt is said when the user does not answer.
-	Reprompt string `yaml:"reprompt"`
+	Reprompt Text `yaml:"reprompt"`
 	// Card is a Simple card shown in the Alexa app.
 	Card *Card `yaml:"card"`
 	// Session maps session attributes to set to templates.
@@ -256,9 +260,9 @@ type Response struct {
 // Card is a Simple card.
 type Card struct {
 	// Title is the card's title template.
-	Title string `yaml:"title"`
+	Title Text `yaml:"title"`
 	// Text is the card's text template.
-	Text string `yaml:"text"`
+	Text Text `yaml:"text"`
 }
 
 // Intent maps an intent to calls and a spoken answer.
@@ -266,13 +270,14 @@ type Intent struct {
 	Response `yaml:",inline"`
 	Name     string `yaml:"-"`
 	// Samples are sample utterances: letters, spaces, apostrophes,
-	// periods and hyphens, numbers spelled out, {Slot} for a slot.
-	Samples []string `yaml:"samples"`
+	// periods and hyphens, numbers spelled out, {Slot} for a slot. They
+	// may be given per locale.
+	Samples TextList `yaml:"samples"`
 	// Slots are the intent's slots, by name.
 	Slots map[string]*Slot `yaml:"slots"`
 	// Confirm is asked (Dialog.ConfirmIntent) before the calls run; it
 	// sees slots, not extracts.
-	Confirm string `yaml:"confirm"`
+	Confirm Text `yaml:"confirm"`
 	// Call is one HTTP call.
 	Call *Call `yaml:"call"`
 	// Calls are HTTP calls run in order, each seeing the extracts of the
@@ -280,9 +285,9 @@ type Intent struct {
 	Calls []*Call `yaml:"calls"`
 	// Progressive is spoken while slow calls run; it sees slots, not
 	// extracts.
-	Progressive string `yaml:"progressive"`
+	Progressive Text `yaml:"progressive"`
 	// Errors maps error keys to speech for this intent.
-	Errors map[string]string `yaml:"errors"`
+	Errors map[string]Text `yaml:"errors"`
 
 	// C is the compiled intent.
 	C *Compiled `yaml:"-"`
@@ -300,9 +305,12 @@ type Slot struct {
 	// Required slots are elicited with Prompt before the calls run.
 	Required bool `yaml:"required"`
 	// Prompt asks for a required slot; it sees slots, not extracts.
-	Prompt string `yaml:"prompt"`
+	Prompt Text `yaml:"prompt"`
 	// Samples are utterances for eliciting the slot.
-	Samples []string `yaml:"samples"`
+	Samples TextList `yaml:"samples"`
+	// Multiple accepts several values in one slot ("cheese, ham and
+	// tomatoes"): .slots.NAME is then a list.
+	Multiple bool `yaml:"multiple"`
 }
 
 // Call is one templated HTTP call.

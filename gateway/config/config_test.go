@@ -312,8 +312,8 @@ func TestCompiled(t *testing.T) {
 		{"say is plain text", c.Say.SSML, false},
 		{"no confirm", c.Confirm, (*config.Speech)(nil)},
 		{"no reprompt", c.Reprompt, (*config.Speech)(nil)},
-		{"card title", MustExec(t, c.CardTitle, slots), "Amazon"},
-		{"card text", MustExec(t, c.CardText, slots), "123.45 USD"},
+		{"card title", MustExec(t, c.CardTitle.T, slots), "Amazon"},
+		{"card text", MustExec(t, c.CardText.T, slots), "123.45 USD"},
 		{"session", [2]any{c.Session[0].Name, MustExec(t, c.Session[0].T, slots)}, [2]any{"last_symbol", "a/../b?x=1"}},
 		{"progressive", MustExec(t, c.Progressive.T, nil), "One moment while I check."},
 		{"end session", c.EndSession, true},
@@ -382,7 +382,7 @@ skills:
 			}
 		})
 	}
-	if got := MustExec(t, sk.Intents["Hi"].C.CardTitle, data); got != `"R&D"` {
+	if got := MustExec(t, sk.Intents["Hi"].C.CardTitle.T, data); got != `"R&D"` {
 		t.Errorf("card title = %q: cards are not escaped", got)
 	}
 	if want := []string{"count", "list", "who"}; !reflect.DeepEqual(cfg.SessionRefs, want) {

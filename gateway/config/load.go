@@ -426,13 +426,30 @@ func (idx *index) valueAt(line int, kind yaml.Kind, value, goType string) *entry
 		if e.value.Line != line || e.path == "" || kind != 0 && e.value.Kind != kind {
 			continue
 		}
-		if !e.reported && goType != "" && e.typ != nil && e.typ.String() == goType && sameText(e.value, value) {
+		if !e.reported && goType != "" && decodesInto(e.typ, goType) && sameText(e.value, value) {
 			e.reported = true
 			return e
 		}
 		found = e
 	}
 	return found
+}
+
+// decodesInto reports whether a value of Go type t decodes into goType:
+// t itself, or the plain value of a Localized.
+func decodesInto(t reflect.Type, goType string) bool {
+	if t == nil {
+		return false
+	}
+	if t.String() == goType {
+		return true
+	}
+	if t.Kind() == reflect.Struct && strings.HasPrefix(t.Name(), "Localized[") {
+		if f, ok := t.FieldByName("Plain"); ok {
+			return f.Type.String() == goType
+		}
+	}
+	return false
 }
 
 func sameText(n *yaml.Node, quoted string) bool {
@@ -520,6 +537,10 @@ type checker struct {
 	// templates compiles every template of the file with one function
 	// table.
 	templates *render.Set
+	// skillName and skillLocales are the skill being checked; nil
+	// locales outside skills.
+	skillName    string
+	skillLocales []string
 }
 
 func (ck *checker) add(p *Problem) {

@@ -29,7 +29,16 @@ func (ck *checker) skill(cfg *Config, name string, sk *Skill) {
 			ck.errf(p+".application_id", "same application id as skill %q", other)
 		}
 	}
-	ck.invocation(p+".invocation", sk.Invocation)
+	ck.skillName = name
+	ck.locales(p+".locales", sk)
+	defer func() { ck.skillName, ck.skillLocales = "", nil }()
+	if ls := localized(ck, p+".invocation", sk.Invocation); ls != nil {
+		for _, l := range ls {
+			ck.invocation(p+".invocation."+l, sk.Invocation.ByLocale[l])
+		}
+	} else {
+		ck.invocation(p+".invocation", sk.Invocation.Plain)
+	}
 	ck.seenSamples = map[string]string{}
 	for _, tn := range sortedKeys(sk.Types) {
 		tp := p + ".types." + tn
@@ -40,9 +49,17 @@ func (ck *checker) skill(cfg *Config, name string, sk *Skill) {
 			ck.errf(tp, "a type needs at least one value")
 		}
 		for i, v := range sk.Types[tn] {
-			if v == nil || v.Value == "" {
-				ck.errf(fmt.Sprintf("%s[%d].value", tp, i), "required")
+			vp := fmt.Sprintf("%s[%d]", tp, i)
+			if v == nil || !v.Value.PerLocale() && v.Value.Plain == "" {
+				ck.errf(vp+".value", "required")
+				continue
 			}
+			for _, l := range localized(ck, vp+".value", v.Value) {
+				if v.Value.ByLocale[l] == "" {
+					ck.errf(vp+".value."+l, "required")
+				}
+			}
+			localized(ck, vp+".synonyms", v.Synonyms)
 		}
 	}
 	// Extract names across the skill, for skill-level templates.
@@ -72,7 +89,7 @@ func (ck *checker) skill(cfg *Config, name string, sk *Skill) {
 	sk.ErrorsC = ck.errorSpeech(p+".errors", sk.Errors,
 		skillLevel("skill-level errors answer every intent", "use it in an intent's own errors:"))
 	if sk.Launch == nil {
-		sk.Launch = &Response{Say: "Welcome. What would you like to do?"}
+		sk.Launch = &Response{Say: Plain("Welcome. What would you like to do?")}
 	}
 	launchScope := &scope{
 		noSlots:    "launch answers a LaunchRequest, which has no slots: remove the reference",
@@ -80,15 +97,15 @@ func (ck *checker) skill(cfg *Config, name string, sk *Skill) {
 		known:      all,
 	}
 	launch := &Compiled{Intent: "", Say: ck.speech(p+".launch.say", sk.Launch.Say, launchScope)}
-	if sk.Launch.Say == "" {
+	if sk.Launch.Say.Plain == "" && !sk.Launch.Say.PerLocale() {
 		ck.errf(p+".launch.say", "required")
 	}
 	ck.response(p+".launch", sk.Launch, launch, launchScope, false)
 	sk.LaunchC = launch
 
-	fixed := func(key, src, def, intent string, end bool) *Compiled {
-		if src == "" {
-			src = def
+	fixed := func(key string, src Text, def, intent string, end bool) *Compiled {
+		if src.Plain == "" && !src.PerLocale() {
+			src = Plain(def)
 		}
 		sc := &scope{
 			noSlots:    fmt.Sprintf("%s answers %s, which has no slots: remove the reference", key, intent),
@@ -121,9 +138,9 @@ func (in *Intent) allCalls() []*Call {
 func (ck *checker) response(p string, r *Response, c *Compiled, sc *scope, endDefault bool) {
 	c.Reprompt = ck.speech(p+".reprompt", r.Reprompt, sc)
 	if r.Card != nil {
-		c.CardTitle = ck.text(p+".card.title", r.Card.Title, sc)
-		c.CardText = ck.text(p+".card.text", r.Card.Text, sc)
-		if r.Card.Title == "" && r.Card.Text == "" {
+		c.CardTitle = ck.cardText(p+".card.title", r.Card.Title, sc)
+		c.CardText = ck.cardText(p+".card.text", r.Card.Text, sc)
+		if empty(r.Card.Title) && empty(r.Card.Text) {
 			ck.errf(p+".card", "a card needs a title or text")
 		}
 	}
@@ -153,7 +170,7 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 		ck.errf(p, "intent names use letters, digits and _ (AMAZON. for built-ins)")
 	}
 	builtin := strings.HasPrefix(name, "AMAZON.")
-	if !builtin && len(in.Samples) == 0 {
+	if !builtin && !in.Samples.PerLocale() && len(in.Samples.Plain) == 0 {
 		ck.errf(p+".samples", "a custom intent needs at least one sample utterance")
 	}
 	c := &Compiled{Intent: name}
@@ -195,7 +212,7 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 		if !identRe.MatchString(sn) {
 			ck.errf(sp, "slot names use letters, digits and _ only")
 		}
-		ck.samples(sp+".samples", s.Samples, sc)
+		ck.localSamples(sp+".samples", s.Samples, sc, "")
 		if s.Type == "" {
 			ck.errf(sp+".type", "required")
 		} else if strings.HasPrefix(s.Type, "AMAZON.") {
@@ -207,29 +224,17 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 			}
 			ck.errf(sp+".type", "%s", msg)
 		}
-		spec := SlotSpec{Name: sn, Type: s.Type, Required: s.Required}
+		spec := SlotSpec{Name: sn, Type: s.Type, Required: s.Required, Multiple: s.Multiple}
 		if s.Required {
 			prompt := s.Prompt
-			if prompt == "" {
-				prompt = "Which " + strings.ToLower(sn) + "?"
+			if prompt.Plain == "" && !prompt.PerLocale() {
+				prompt = Plain("Which " + strings.ToLower(sn) + "?")
 			}
 			spec.Prompt = ck.speech(sp+".prompt", prompt, before("a slot prompt is asked before any call runs"))
 		}
 		c.Slots = append(c.Slots, spec)
 	}
-	ck.samples(p+".samples", in.Samples, sc)
-	for i, s := range in.Samples {
-		sp := fmt.Sprintf("%s[%d]", p+".samples", i)
-		key := sampleKey(s)
-		if key == "" {
-			continue
-		}
-		if first, ok := ck.seenSamples[key]; ok {
-			ck.errf(sp, "the same sample as %s: Alexa would send it to only one intent; keep one", first)
-			continue
-		}
-		ck.seenSamples[key] = fmt.Sprintf("intents.%s.samples[%d]", name, i)
-	}
+	ck.localSamples(p+".samples", in.Samples, sc, name)
 	if in.Call != nil && len(in.Calls) > 0 {
 		ck.errf(p+".calls", "use call or calls, not both")
 	}
@@ -266,7 +271,7 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 	}
 	c.Say = ck.speech(p+".say", in.Say, sc)
 	switch {
-	case in.Say != "":
+	case in.Say.Plain != "" || in.Say.PerLocale():
 	case ck.has(p + ".say"):
 		ck.errf(p+".say", "required") // e.g. an unset ${VAR}
 	default:
@@ -280,6 +285,52 @@ func (ck *checker) intent(cfg *Config, sk *Skill, name string, in *Intent) {
 	}
 	c.Errors = ck.errorSpeech(p+".errors", in.Errors, sc)
 	in.C = c
+}
+
+// localSamples checks sample utterances given for every locale or per
+// locale. For an intent's samples (intent != ""), each locale needs at
+// least one and no sample may appear twice among a locale's samples of
+// the skill.
+func (ck *checker) localSamples(path string, samples TextList, sc *scope, intent string) {
+	locales := localized(ck, path, samples)
+	if locales == nil {
+		ck.samples(path, samples.Plain, sc)
+		if intent != "" {
+			for _, l := range ck.skillLocales {
+				ck.sameSamples(path, samples.Plain, l, intent, "")
+			}
+		}
+		return
+	}
+	for _, l := range locales {
+		list := samples.ByLocale[l]
+		ck.samples(path+"."+l, list, sc)
+		if intent == "" {
+			continue
+		}
+		if len(list) == 0 && !strings.HasPrefix(intent, "AMAZON.") {
+			ck.errf(path+"."+l, "a custom intent needs at least one sample utterance in every locale")
+		}
+		ck.sameSamples(path+"."+l, list, l, intent, "."+l)
+	}
+}
+
+// sameSamples reports a sample that another sample of the skill in the
+// same locale already has.
+func (ck *checker) sameSamples(path string, list []string, locale, intent, suffix string) {
+	for i, s := range list {
+		sp := fmt.Sprintf("%s[%d]", path, i)
+		key := sampleKey(s)
+		if key == "" {
+			continue
+		}
+		key = locale + "\x00" + key
+		if first, ok := ck.seenSamples[key]; ok {
+			ck.errf(sp, "the same sample as %s: Alexa would send it to only one intent; keep one", first)
+			continue
+		}
+		ck.seenSamples[key] = fmt.Sprintf("intents.%s.samples%s[%d]", intent, suffix, i)
+	}
 }
 
 // samples reports every {Slot} of sample utterances that is not a slot
@@ -503,3 +554,6 @@ func (ck *checker) body(p string, n *yaml.Node, sc *scope) *Body {
 	ck.errf(p, "unsupported YAML value")
 	return nil
 }
+
+// empty reports whether a text is not given: an empty plain value.
+func empty(t Text) bool { return !t.PerLocale() && t.Plain == "" }

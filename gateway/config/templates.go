@@ -145,7 +145,47 @@ func (sc *scope) resolve(r []string) string {
 	return msg
 }
 
-func (ck *checker) speech(path, src string, sc *scope) *Speech {
+// speech compiles a speech template, or one per locale when it is given
+// per locale.
+func (ck *checker) speech(path string, src Text, sc *scope) *Speech {
+	return ck.localizedSpeech(path, src, func(p, s string) *Speech { return ck.speech1(p, s, sc) })
+}
+
+// cardText compiles a card's title or text (never SSML), or one per
+// locale.
+func (ck *checker) cardText(path string, src Text, sc *scope) *Speech {
+	return ck.localizedSpeech(path, src, func(p, s string) *Speech {
+		if t := ck.text(p, s, sc); t != nil {
+			return &Speech{T: t}
+		}
+		return nil
+	})
+}
+
+func (ck *checker) localizedSpeech(path string, src Text, compile func(path, src string) *Speech) *Speech {
+	locales := localized(ck, path, src)
+	if locales == nil {
+		return compile(path, src.Plain)
+	}
+	var out *Speech
+	for _, l := range locales {
+		s := compile(path+"."+l, src.ByLocale[l])
+		if s == nil {
+			if src.ByLocale[l] == "" {
+				ck.errf(path+"."+l, "empty text: every locale needs its own")
+			}
+			continue
+		}
+		if out == nil {
+			out = &Speech{T: s.T, SSML: s.SSML, ByLocale: map[string]*Speech{}}
+		}
+		out.ByLocale[l] = s
+		out.order = append(out.order, l)
+	}
+	return out
+}
+
+func (ck *checker) speech1(path, src string, sc *scope) *Speech {
 	if src == "" {
 		return nil
 	}
@@ -174,7 +214,7 @@ func (ck *checker) text(path, src string, sc *scope) *render.Template {
 	return t
 }
 
-func (ck *checker) errorSpeech(path string, m map[string]string, sc *scope) ErrorSpeech {
+func (ck *checker) errorSpeech(path string, m map[string]Text, sc *scope) ErrorSpeech {
 	if len(m) == 0 {
 		return nil
 	}
@@ -185,7 +225,7 @@ func (ck *checker) errorSpeech(path string, m map[string]string, sc *scope) Erro
 			ck.errf(kp, "unknown error key (use a status like \"404\", a class like 4xx, timeout, unlinked, vault, missing or default)")
 			continue
 		}
-		if m[k] == "" {
+		if !m[k].PerLocale() && m[k].Plain == "" {
 			ck.errf(kp, "empty speech")
 			continue
 		}

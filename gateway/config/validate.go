@@ -67,11 +67,13 @@ func (ck *checker) validate(cfg *Config) {
 		}
 	}
 	for _, k := range sortedKeys(cfg.Errors) {
-		ck.checkRefs("server.errors."+k, cfg.Errors[k].T, &scope{
-			noSlots:    "server.errors answer every skill and see no slot; use it in an intent's own errors:",
-			noExtracts: "server.errors answer every skill and see no extract; use it in an intent's own errors:",
-			known:      extracts,
-		})
+		for _, s := range cfg.Errors[k].variants() {
+			ck.checkRefs("server.errors."+k, s.T, &scope{
+				noSlots:    "server.errors answer every skill and see no slot; use it in an intent's own errors:",
+				noExtracts: "server.errors answer every skill and see no extract; use it in an intent's own errors:",
+				known:      extracts,
+			})
+		}
 	}
 	needsVault := false
 	for _, name := range sortedKeys(cfg.Services) {

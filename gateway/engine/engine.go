@@ -38,6 +38,13 @@ type Linker interface {
 	Instructions(ctx context.Context, svc *config.Service, userID string) (string, error)
 }
 
+// Forgetter forgets what the gateway keeps of a user who removed the
+// skill: their linked tokens (every version) and pending link codes. It
+// may be nil, without a secret store.
+type Forgetter interface {
+	Forget(ctx context.Context, userID string) error
+}
+
 // Progress sends an intent's progressive speech while its calls run.
 type Progress interface {
 	Send(ctx context.Context, t *gateway.Turn, s gateway.Speech) error
@@ -62,6 +69,7 @@ type Engine struct {
 	calls    Caller
 	creds    Credentials
 	linker   Linker
+	forget   Forgetter
 	progress Progress
 	observer Observer
 	log      *slog.Logger
@@ -73,6 +81,9 @@ type Options struct {
 	Caller      Caller
 	Credentials Credentials
 	Linker      Linker
+	// Forgetter may be nil: a user who removes the skill leaves nothing
+	// to forget.
+	Forgetter Forgetter
 	// Progress may be nil: no progressive responses.
 	Progress Progress
 	// Observer may be nil: no metrics.
@@ -87,6 +98,7 @@ func New(cfg *config.Config, opts Options) *Engine {
 		calls:    opts.Caller,
 		creds:    opts.Credentials,
 		linker:   opts.Linker,
+		forget:   opts.Forgetter,
 		progress: opts.Progress,
 		observer: opts.Observer,
 		log:      opts.Logger,
@@ -183,12 +195,12 @@ func (e *Engine) TimedOut(t *gateway.Turn) *gateway.Reply {
 	if sk == nil || (t.Kind != gateway.KindLaunch && t.Kind != gateway.KindIntent) {
 		return &gateway.Reply{Empty: true}
 	}
-	r := &run{e: e, ctx: context.Background(), turn: t, skill: sk}
-	r.data = r.newData()
+	r := &run{e: e, ctx: context.Background(), turn: t, skill: sk, locale: sk.LocaleFor(t.Locale)}
 	c := sk.LaunchC
 	if t.Kind == gateway.KindIntent {
 		c = r.compiled()
 	}
+	r.data = r.newData(c)
 	return r.fail(c, &turnError{kind: kindTimeout, err: errors.New("turn overran its deadline")})
 }
 

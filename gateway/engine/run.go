@@ -78,6 +78,8 @@ type run struct {
 	data   map[string]any
 	status int
 	failed *turnError
+	// locale is the skill's locale that answers the turn.
+	locale string
 }
 
 // intentLabel names the turn's intent for metrics without letting a
@@ -88,6 +90,10 @@ func (r *run) intentLabel() string {
 		return "launch"
 	case gateway.KindSessionEnded:
 		return "session_ended"
+	case gateway.KindCanFulfill:
+		return "can_fulfill"
+	case gateway.KindDisabled:
+		return "skill_disabled"
 	case gateway.KindIntent:
 		if _, ok := r.skill.Intents[r.turn.Intent]; ok {
 			return r.turn.Intent
@@ -108,13 +114,82 @@ func (r *run) outcome() string {
 }
 
 func (r *run) answer() *gateway.Reply {
+	r.locale = r.skill.LocaleFor(r.turn.Locale)
 	switch r.turn.Kind {
 	case gateway.KindLaunch:
 		return r.respond(r.skill.LaunchC)
 	case gateway.KindIntent:
 		return r.respond(r.compiled())
+	case gateway.KindCanFulfill:
+		return &gateway.Reply{Empty: true, CanFulfill: r.canFulfill()}
+	case gateway.KindDisabled:
+		r.forgetUser()
 	}
 	return &gateway.Reply{Empty: true}
+}
+
+// canFulfill answers whether the skill can fulfil the turn's intent with
+// its slots, from the configuration alone (no call, no secret): YES for a
+// configured intent whose slots are all its own, else NO; a slot is
+// understood (YES) when its value is a value or synonym of its custom type
+// in the turn's locale, or resolved by the platform, or its type is built
+// in, else MAYBE; the intent's own slots can be fulfilled, others not.
+func (r *run) canFulfill() *gateway.CanFulfill {
+	in := r.skill.Intents[r.turn.Intent]
+	out := &gateway.CanFulfill{Intent: gateway.CanYes, Slots: make(map[string]gateway.SlotFulfill, len(r.turn.Slots))}
+	if in == nil {
+		out.Intent = gateway.CanNo
+	}
+	for name, s := range r.turn.Slots {
+		var decl *config.Slot
+		if in != nil {
+			decl = in.Slots[name]
+		}
+		if decl == nil {
+			out.Intent = gateway.CanNo
+			out.Slots[name] = gateway.SlotFulfill{Understand: gateway.CanMaybe, Fulfill: gateway.CanNo}
+			continue
+		}
+		out.Slots[name] = gateway.SlotFulfill{Understand: r.understands(decl, s), Fulfill: gateway.CanYes}
+	}
+	return out
+}
+
+// understands says whether every value of a slot is one of its type.
+func (r *run) understands(decl *config.Slot, s gateway.Slot) string {
+	values, custom := r.skill.Types[decl.Type]
+	if !custom {
+		return gateway.CanYes // a built-in type: Alexa recognised the value
+	}
+	all := s.Values
+	if len(all) == 0 {
+		all = []gateway.Slot{s}
+	}
+	for _, v := range all {
+		known := v.Resolved != ""
+		for _, tv := range values {
+			known = known || tv.Matches(r.locale, v.Value)
+		}
+		if !known {
+			return gateway.CanMaybe
+		}
+	}
+	return gateway.CanYes
+}
+
+// forgetUser forgets the user who removed the skill. Nothing is answered
+// but an acknowledgement, so a failure is only logged.
+func (r *run) forgetUser() {
+	if r.e.forget == nil {
+		r.e.log.LogAttrs(r.ctx, slog.LevelInfo, "skill disabled: no secret store, nothing to forget",
+			slog.String("request_id", r.turn.RequestID), slog.String("skill", r.skill.Name))
+		return
+	}
+	if err := r.e.forget.Forget(r.ctx, r.turn.UserID); err != nil {
+		r.failed = &turnError{kind: kindVault, err: err}
+		r.e.log.LogAttrs(r.ctx, slog.LevelWarn, "skill disabled: forgetting the user failed",
+			slog.String("request_id", r.turn.RequestID), slog.String("skill", r.skill.Name), slog.String("error", err.Error()))
+	}
 }
 
 // compiled returns the configured intent, or the built-in one that
@@ -133,7 +208,7 @@ func (r *run) compiled() *config.Compiled {
 }
 
 func (r *run) respond(c *config.Compiled) *gateway.Reply {
-	r.data = r.newData()
+	r.data = r.newData(c)
 	if r.turn.Kind == gateway.KindIntent {
 		if reply := r.dialog(c); reply != nil {
 			return reply
@@ -209,7 +284,7 @@ func (r *run) progressive(c *config.Compiled) (stop func()) {
 // returns nil when the intent may run.
 func (r *run) dialog(c *config.Compiled) *gateway.Reply {
 	for _, s := range c.Slots {
-		if !s.Required || r.turn.Slots[s.Name].Text() != "" {
+		if !s.Required || r.turn.Slots[s.Name].Filled() {
 			continue
 		}
 		return r.ask(c, s.Prompt, gateway.Directive{Type: "Dialog.ElicitSlot", Slot: s.Name})
@@ -238,14 +313,26 @@ func (r *run) ask(c *config.Compiled, question *config.Speech, d gateway.Directi
 
 // newData builds the template data of SPEC 3.1. Every session attribute a
 // template reads and every extract name of the skill is present ("" when
-// absent), so templates never print "<no value>".
-func (r *run) newData() map[string]any {
+// absent), so templates never print "<no value>". A slot with multiple
+// values is a list of them (an empty list when absent).
+func (r *run) newData(c *config.Compiled) map[string]any {
 	t := r.turn
-	slots := make(map[string]string, len(t.Slots))
-	ids := make(map[string]string, len(t.Slots))
+	slots := make(map[string]any, len(t.Slots))
+	ids := make(map[string]any, len(t.Slots))
 	for name, s := range t.Slots {
 		slots[name] = s.Text()
 		ids[name] = s.ID
+	}
+	for _, spec := range c.Slots {
+		s, ok := t.Slots[spec.Name]
+		switch {
+		case spec.Multiple:
+			slots[spec.Name] = s.Texts()
+			ids[spec.Name] = s.IDs()
+		case !ok:
+			slots[spec.Name] = ""
+			ids[spec.Name] = ""
+		}
 	}
 	session := make(map[string]any, len(t.Session)+len(r.e.cfg.SessionRefs))
 	for k, v := range t.Session {
@@ -282,6 +369,7 @@ func (r *run) session() map[string]any {
 }
 
 func (r *run) speak(s *config.Speech) (gateway.Speech, error) {
+	s = s.In(r.locale)
 	if s == nil {
 		return gateway.Speech{}, nil
 	}
@@ -292,11 +380,12 @@ func (r *run) speak(s *config.Speech) (gateway.Speech, error) {
 	return gateway.Speech{Text: strings.TrimSpace(text), SSML: s.SSML}, nil
 }
 
-func (r *run) text(t *render.Template) (string, error) {
+func (r *run) text(t *config.Speech) (string, error) {
+	t = t.In(r.locale)
 	if t == nil {
 		return "", nil
 	}
-	s, err := t.Execute(r.data)
+	s, err := t.T.Execute(r.data)
 	return strings.TrimSpace(s), err
 }
 

@@ -425,3 +425,48 @@ func (l *Linker) oauthConfig(ctx context.Context, svc *config.Service) (*oauth2.
 func constantEqual(a, b string) bool {
 	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
+
+// Forget deletes what the gateway keeps of a user who removed the skill,
+// for every linked service of the configuration: the linked token at
+// users/<userId>/<service> (the store deletes every version), the pending
+// link code link-codes/pending/<userId>/<service> and the code entry it
+// names when that code is still the user's. It logs the services and how
+// many entries went, never a token or code.
+func (l *Linker) Forget(ctx context.Context, userID string) error {
+	if !gateway.ValidUser(userID) {
+		return errors.New("forget: malformed user id")
+	}
+	var errs []error
+	var services []string
+	for _, name := range slices.Sorted(maps.Keys(l.cfg.Services)) {
+		if svc := l.cfg.Services[name]; svc == nil || svc.Auth.Type != config.AuthLinked {
+			continue
+		}
+		services = append(services, name)
+		pending := pendingPath + userID + "/" + name
+		e, err := l.store.Read(ctx, pending)
+		switch {
+		case err == nil:
+			code := e.Data[fieldCode].Reveal()
+			// A code number is drawn again once it has expired: delete
+			// the entry only while it is still this user's.
+			if c, err := l.store.Read(ctx, codesPath+code); err == nil && c.Data["user_id"].Reveal() == userID && code != "" {
+				errs = append(errs, l.store.Delete(ctx, codesPath+code))
+			} else if err != nil && !errors.Is(err, gateway.ErrNotFound) {
+				errs = append(errs, err)
+			}
+			errs = append(errs, l.store.Delete(ctx, pending))
+		case !errors.Is(err, gateway.ErrNotFound):
+			errs = append(errs, err)
+		}
+		errs = append(errs, l.store.Delete(ctx, gateway.UserPath(userID, name)))
+	}
+	err := errors.Join(errs...)
+	result := "done"
+	if err != nil {
+		result = "failed"
+	}
+	l.log.LogAttrs(ctx, slog.LevelInfo, "user forgotten",
+		slog.String("result", result), slog.Any("services", services))
+	return err
+}

@@ -173,7 +173,7 @@ func (c *caller) turn(req *sdk.CallToolRequest) (*gateway.Turn, string) {
 	t := &gateway.Turn{
 		Skill: tool.Skill, RequestID: "mcp." + randomID(), Kind: gateway.KindIntent, Type: "tools/call",
 		Intent: tool.Intent, Slots: map[string]gateway.Slot{}, Confirmation: gateway.ConfirmNone,
-		NewSession: true, Locale: "en-US", Timestamp: time.Now(),
+		NewSession: true, Locale: tool.Locale, Timestamp: time.Now(),
 	}
 	for name, v := range args {
 		if name == ConfirmedArg && tool.Confirm {
@@ -190,6 +190,23 @@ func (c *caller) turn(req *sdk.CallToolRequest) (*gateway.Turn, string) {
 		s := tool.Slots[name]
 		if s == nil {
 			return nil, fmt.Sprintf("The tool %s has no argument %q.", tool.Name, name)
+		}
+		if list, ok := v.([]any); ok && s.Multiple {
+			// A multi-value slot: each item is a value of its own.
+			var values []gateway.Slot
+			for _, item := range list {
+				slot, msg := c.slot(name, s, item)
+				if msg != "" {
+					return nil, msg
+				}
+				if slot.Value != "" {
+					values = append(values, slot)
+				}
+			}
+			if len(values) > 0 {
+				t.Slots[name] = gateway.Slot{Values: values}
+			}
+			continue
 		}
 		slot, msg := c.slot(name, s, v)
 		if msg != "" {
@@ -232,13 +249,9 @@ func (c *caller) slot(name string, s *config.Slot, v any) (gateway.Slot, string)
 		if tv == nil {
 			continue
 		}
-		names = append(names, tv.Value)
-		match := strings.EqualFold(tv.Value, text)
-		for _, syn := range tv.Synonyms {
-			match = match || strings.EqualFold(syn, text)
-		}
-		if match {
-			return gateway.Slot{Value: text, Resolved: tv.Value, ID: tv.ID}, ""
+		names = append(names, tv.Value.In(c.tool.Locale))
+		if tv.Matches(c.tool.Locale, text) {
+			return gateway.Slot{Value: text, Resolved: tv.Value.In(c.tool.Locale), ID: tv.ID}, ""
 		}
 	}
 	return gateway.Slot{}, fmt.Sprintf("The argument %s must be one of: %s.", name, strings.Join(names, ", "))

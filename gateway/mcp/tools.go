@@ -40,6 +40,9 @@ type Tool struct {
 	Slots map[string]*config.Slot
 	// Types are the skill's custom types, for enums and resolution.
 	Types map[string][]*config.TypeValue
+	// Locale is the skill's first locale: the tool's description, enums,
+	// resolution and speech are that locale's.
+	Locale string
 }
 
 // Tools returns the tools of cfg's mcp.skills, sorted by name.
@@ -67,9 +70,10 @@ func Tools(cfg *config.Config) []*Tool {
 func tool(sk *config.Skill, name string, in *config.Intent) *Tool {
 	t := &Tool{Name: sk.Name + "_" + name, Skill: sk.Name, Intent: name,
 		Description: in.Description, Slots: in.Slots, Types: sk.Types,
-		Confirm: strings.TrimSpace(in.Confirm) != ""}
-	if t.Description == "" && len(in.Samples) > 0 {
-		t.Description = in.Samples[0]
+		Confirm: in.Confirm.PerLocale() || strings.TrimSpace(in.Confirm.Plain) != "",
+		Locale:  sk.LocaleFor("")}
+	if samples := in.Samples.In(t.Locale); t.Description == "" && len(samples) > 0 {
+		t.Description = samples[0]
 	}
 	t.ReadOnly = !t.Confirm
 	for _, m := range methods(in) {
@@ -87,7 +91,7 @@ func tool(sk *config.Skill, name string, in *config.Intent) *Tool {
 		if s == nil {
 			continue
 		}
-		props[sn] = slotSchema(s, sk.Types)
+		props[sn] = slotSchema(s, sk.Types, t.Locale)
 		if s.Required {
 			required = append(required, sn)
 		}
@@ -104,8 +108,14 @@ func tool(sk *config.Skill, name string, in *config.Intent) *Tool {
 
 // slotSchema is the JSON schema of one slot: a custom type is an enum of
 // its values, AMAZON.NUMBER an integer, AMAZON.DATE a date string, any
-// other type a string.
-func slotSchema(s *config.Slot, types map[string][]*config.TypeValue) map[string]any {
+// other type a string; a multi-value slot a list of those.
+func slotSchema(s *config.Slot, types map[string][]*config.TypeValue, locale string) map[string]any {
+	if s.Multiple {
+		// A multi-value slot: a list of such values.
+		one := *s
+		one.Multiple = false
+		return map[string]any{"type": "array", "items": slotSchema(&one, types, locale)}
+	}
 	switch s.Type {
 	case "AMAZON.NUMBER":
 		return map[string]any{"type": "integer"}
@@ -116,7 +126,7 @@ func slotSchema(s *config.Slot, types map[string][]*config.TypeValue) map[string
 		enum := make([]any, 0, len(values))
 		for _, v := range values {
 			if v != nil {
-				enum = append(enum, v.Value)
+				enum = append(enum, v.Value.In(locale))
 			}
 		}
 		return map[string]any{"type": "string", "enum": enum}

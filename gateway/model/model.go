@@ -48,9 +48,9 @@ type Model struct {
 	// Locale is the locale the model was built for. It is not part of the
 	// JSON: Alexa takes the locale from where the model is uploaded (the
 	// console's language tab, the ASK CLI's models/<locale>.json, the
-	// SMAPI .../interactionModel/locales/<locale> path). A configuration
-	// has one set of samples and prompts, so the model is the same for
-	// every locale today.
+	// SMAPI .../interactionModel/locales/<locale> path). The samples,
+	// prompts, type values and invocation name are that locale's (see
+	// config.Skill.LocaleFor for a locale the skill does not list).
 	Locale string `json:"-"`
 	// InteractionModel is the whole model.
 	InteractionModel InteractionModel `json:"interactionModel"`
@@ -87,6 +87,14 @@ type Slot struct {
 	Type string `json:"type"`
 	// Samples are what users say when Alexa elicits the slot.
 	Samples []string `json:"samples,omitempty"`
+	// MultipleValues is set for a slot that takes several values.
+	MultipleValues *MultipleValues `json:"multipleValues,omitempty"`
+}
+
+// MultipleValues enables several values in one slot ("cheese, ham and
+// tomatoes").
+type MultipleValues struct {
+	Enabled bool `json:"enabled"`
 }
 
 // SlotType is a custom slot type.
@@ -173,8 +181,10 @@ func Build(sk *config.Skill, locale string) *Model {
 		locale = DefaultLocale
 	}
 	m := &Model{Locale: locale}
+	// The texts are those of the skill's locale that answers locale.
+	loc := sk.LocaleFor(locale)
 	lm := &m.InteractionModel.LanguageModel
-	lm.InvocationName = sk.Invocation
+	lm.InvocationName = sk.Invocation.In(loc)
 	lm.Intents = []*Intent{}
 	lm.Types = []*SlotType{}
 
@@ -187,7 +197,7 @@ func Build(sk *config.Skill, locale string) *Model {
 		if in == nil {
 			continue
 		}
-		it.Samples = append(it.Samples, in.Samples...)
+		it.Samples = append(it.Samples, in.Samples.In(loc)...)
 		slotNames := sortedKeys(in.Slots)
 		di := &DialogIntent{Name: name, Slots: []*DialogSlot{}}
 		for _, sn := range slotNames {
@@ -195,7 +205,11 @@ func Build(sk *config.Skill, locale string) *Model {
 			if s == nil {
 				continue
 			}
-			it.Slots = append(it.Slots, &Slot{Name: sn, Type: s.Type, Samples: s.Samples})
+			slot := &Slot{Name: sn, Type: s.Type, Samples: s.Samples.In(loc)}
+			if s.Multiple {
+				slot.MultipleValues = &MultipleValues{Enabled: true}
+			}
+			it.Slots = append(it.Slots, slot)
 			if !s.Required {
 				continue
 			}
@@ -204,14 +218,14 @@ func Build(sk *config.Skill, locale string) *Model {
 				Name: sn, Type: s.Type, ElicitationRequired: true,
 				Prompts: DialogPrompts{Elicitation: id},
 			})
-			prompts = append(prompts, newPrompt(id, slotPrompt(in, sn, s), slotNames,
+			prompts = append(prompts, newPrompt(id, slotPrompt(in, sn, s, loc), slotNames,
 				"Which "+strings.ToLower(sn)+"?"))
 		}
-		if in.Confirm != "" {
+		if confirm := in.Confirm.In(loc); confirm != "" {
 			id := ConfirmID(name)
 			di.ConfirmationRequired = true
 			di.Prompts.Confirmation = id
-			prompts = append(prompts, newPrompt(id, in.Confirm, slotNames, "Are you sure?"))
+			prompts = append(prompts, newPrompt(id, confirm, slotNames, "Are you sure?"))
 		}
 		if len(di.Slots) > 0 || di.ConfirmationRequired {
 			dialog = append(dialog, di)
@@ -225,7 +239,7 @@ func Build(sk *config.Skill, locale string) *Model {
 			}
 			st.Values = append(st.Values, &TypeValue{
 				ID:   v.ID,
-				Name: ValueName{Value: v.Value, Synonyms: v.Synonyms},
+				Name: ValueName{Value: v.Value.In(loc), Synonyms: v.Synonyms.In(loc)},
 			})
 		}
 		lm.Types = append(lm.Types, st)
@@ -275,15 +289,15 @@ func intentNames(sk *config.Skill) []string {
 // slotPrompt returns the prompt source of a required slot: the compiled
 // one when the skill was loaded (it carries the gateway's default), else
 // the configured text.
-func slotPrompt(in *config.Intent, name string, s *config.Slot) string {
+func slotPrompt(in *config.Intent, name string, s *config.Slot, locale string) string {
 	if in.C != nil {
 		for _, spec := range in.C.Slots {
-			if spec.Name == name && spec.Prompt != nil && spec.Prompt.T != nil {
-				return spec.Prompt.T.Source()
+			if p := spec.Prompt.In(locale); spec.Name == name && p != nil && p.T != nil {
+				return p.T.Source()
 			}
 		}
 	}
-	return s.Prompt
+	return s.Prompt.In(locale)
 }
 
 func newPrompt(id, src string, slots []string, def string) *Prompt {

@@ -314,3 +314,69 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestBuildLocales: each locale's samples, prompts, type values and
+// invocation name; multipleValues for a slot with multiple: true.
+func TestBuildLocales(t *testing.T) {
+	src := `
+version: 1
+skills:
+  shop:
+    locales: [en-US, de-DE]
+    invocation: { en-US: shop buddy, de-DE: laden freund }
+    types:
+      FOOD:
+        - { id: CHEESE, value: { en-US: cheese, de-DE: Käse }, synonyms: { en-US: [cheddar], de-DE: [Bergkäse] } }
+        - { id: HAM, value: ham }
+    intents:
+      Order:
+        samples: { en-US: ["order {Food}"], de-DE: ["bestelle {Food}"] }
+        slots:
+          Food: { type: FOOD, required: true, multiple: true, prompt: { en-US: "Which {{ .slots.Food }}?", de-DE: "Welches Essen?" } }
+        confirm: { en-US: "Sure?", de-DE: "Sicher?" }
+        say: ok
+`
+	sk := MustSkill(t, "shop.yaml", []byte(src), "shop")
+	for _, tc := range []struct {
+		locale, invocation, sample, value, synonym, prompt, confirm string
+	}{
+		{"en-US", "shop buddy", "order {Food}", "cheese", "cheddar", "Which {Food}?", "Sure?"},
+		{"de-DE", "laden freund", "bestelle {Food}", "Käse", "Bergkäse", "Welches Essen?", "Sicher?"},
+		{"de-AT", "laden freund", "bestelle {Food}", "Käse", "Bergkäse", "Welches Essen?", "Sicher?"},
+	} {
+		t.Run(tc.locale, func(t *testing.T) {
+			m := model.Build(sk, tc.locale)
+			lm := m.InteractionModel.LanguageModel
+			if m.Locale != tc.locale || lm.InvocationName != tc.invocation {
+				t.Errorf("locale %q invocation %q", m.Locale, lm.InvocationName)
+			}
+			var order *model.Intent
+			for _, in := range lm.Intents {
+				if in.Name == "Order" {
+					order = in
+				}
+			}
+			if order == nil || len(order.Samples) != 1 || order.Samples[0] != tc.sample {
+				t.Fatalf("Order %+v", order)
+			}
+			if mv := order.Slots[0].MultipleValues; mv == nil || !mv.Enabled {
+				t.Error("no multipleValues")
+			}
+			v := lm.Types[0].Values
+			if v[0].Name.Value != tc.value || v[0].Name.Synonyms[0] != tc.synonym || v[1].Name.Value != "ham" {
+				t.Errorf("type values %+v %+v", v[0].Name, v[1].Name)
+			}
+			prompts := map[string]string{}
+			for _, p := range m.InteractionModel.Prompts {
+				prompts[p.ID] = p.Variations[0].Value
+			}
+			if prompts[model.ElicitID("Order", "Food")] != tc.prompt || prompts[model.ConfirmID("Order")] != tc.confirm {
+				t.Errorf("prompts %v", prompts)
+			}
+			var buf bytes.Buffer
+			if err := m.WriteJSON(&buf); err != nil || !strings.Contains(buf.String(), `"multipleValues": {`) {
+				t.Errorf("JSON: %v\n%s", err, buf.String())
+			}
+		})
+	}
+}

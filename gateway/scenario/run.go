@@ -198,12 +198,16 @@ func (r *Runner) runScenario(file string, sc *Scenario, cfg *config.Config) []st
 			spec.UserID = DefaultUser
 		}
 		var resolved map[string]Resolution
+		var lists map[string][]Value
 		if !t.Launch {
 			spec.Type, spec.Intent = "IntentRequest", t.Intent
-			spec.Slots, resolved = ResolveSlots(sk, t.Intent, t.Slots)
+			if t.CanFulfill {
+				spec.Type = "CanFulfillIntentRequest"
+			}
+			spec.Slots, resolved, lists = ResolveSlots(sk, t.Intent, t.Locale, t.Slots)
 		}
 		before := st.count()
-		status, body := h.Serve(context.Background(), sc.Skill, nil, WithResolutions(alexa.BuildRequest(spec), resolved))
+		status, body := h.Serve(context.Background(), sc.Skill, nil, WithSlots(alexa.BuildRequest(spec), resolved, lists))
 		reqs, unmatched := st.since(before)
 		at := func(key string) string {
 			line := t.lines[key]
@@ -309,6 +313,12 @@ func check(ex *Expect, resp *alexa.Response, reqs []*recorded) []failure {
 			if !ok || !reflect.DeepEqual(want[k], normalize(got)) {
 				out = append(out, mismatch("session", map[string]any{k: want[k]}, map[string]any{k: got}))
 			}
+		}
+	}
+	if len(ex.CanFulfillIntent) > 0 {
+		want := normalize(ex.CanFulfillIntent)
+		if got := normalize(resp.Response.CanFulfillIntent); !subset(want, got) {
+			out = append(out, mismatch("can_fulfill_intent", want, got))
 		}
 	}
 	if ex.NoRequest && len(reqs) > 0 {

@@ -89,6 +89,10 @@ type Turn struct {
 	Confirmation string `yaml:"confirmation" jsonschema:"enum=CONFIRMED,enum=DENIED,enum=NONE"`
 	// Locale is the request's locale (default en-US).
 	Locale string `yaml:"locale"`
+	// CanFulfill sends the intent and slots as a CanFulfillIntentRequest
+	// (Alexa asking whether the skill could answer them) instead of an
+	// IntentRequest.
+	CanFulfill bool `yaml:"can_fulfill"`
 	// Expect lists what must hold after the turn.
 	Expect Expect `yaml:"expect"`
 	// Tool and Arguments make an MCP turn (SPEC 13) in place of intent
@@ -106,16 +110,43 @@ type Turn struct {
 
 // Slot is a slot value as a turn sends it: a string (the spoken value), or
 // {value, id, name} with the entity resolution Alexa adds when the value
-// matched a value of the slot's custom type.
+// matched a value of the slot's custom type, or a list of those for a
+// slot with multiple: true.
 type Slot struct {
 	Value string
 	ID    string
 	Name  string
+	// List holds the values of a multi-value slot; nil for one value.
+	List []Slot
 }
 
-// UnmarshalYAML accepts a string or a {value, id, name} mapping.
+// UnmarshalYAML accepts a string, a {value, id, name} mapping or a list
+// of them.
 func (s *Slot) UnmarshalYAML(n *yaml.Node) error {
 	switch n.Kind {
+	case yaml.SequenceNode:
+		s.List = []Slot{}
+		var errs []string
+		for _, c := range n.Content {
+			if c.Kind == yaml.SequenceNode {
+				errs = append(errs, fmt.Sprintf("line %d: cannot unmarshal !!seq into scenario.Slot", c.Line))
+				continue
+			}
+			var item Slot
+			if err := item.UnmarshalYAML(c); err != nil {
+				var te *yaml.TypeError
+				if errors.As(err, &te) {
+					errs = append(errs, te.Errors...)
+					continue
+				}
+				return err
+			}
+			s.List = append(s.List, item)
+		}
+		if len(errs) > 0 {
+			return &yaml.TypeError{Errors: errs}
+		}
+		return nil
 	case yaml.ScalarNode:
 		s.Value = n.Value
 		return nil
@@ -176,6 +207,10 @@ type Expect struct {
 	Request *RequestExpect `yaml:"request"`
 	// NoRequest says that the turn made no upstream request.
 	NoRequest bool `yaml:"no_request"`
+	// CanFulfillIntent is a subset match against the response's
+	// canFulfillIntent, in Amazon's names: {canFulfill: YES, slots:
+	// {Name: {canUnderstand: YES, canFulfill: YES}}}.
+	CanFulfillIntent map[string]any `yaml:"can_fulfill_intent"`
 	// IsError and Values are for MCP turns: the result's isError and a
 	// subset of its structuredContent.
 	IsError *bool          `yaml:"is_error"`
@@ -254,7 +289,7 @@ func Parse(file string, data []byte) (*Scenario, error) {
 	}
 	for i, t := range sc.Turns {
 		if t != nil && t.Tool != "" {
-			if t.Launch || t.Intent != "" || len(t.Slots) > 0 || t.Confirmation != "" || t.AccessToken != "" {
+			if t.Launch || t.Intent != "" || len(t.Slots) > 0 || t.Confirmation != "" || t.AccessToken != "" || t.CanFulfill {
 				return nil, fmt.Errorf("%s:%d: turn %d is an MCP turn (tool): it takes arguments, not launch, intent, slots, confirmation or access_token", file, lineOf(t), i+1)
 			}
 			continue

@@ -218,3 +218,24 @@ func TestDiscover(t *testing.T) {
 		t.Fatalf("Discover = %v", got)
 	}
 }
+
+// TestListForSingleSlot: a list is only for a slot with multiple: true,
+// and an item of a list is a value or {value, id, name}, not a list.
+func TestListForSingleSlot(t *testing.T) {
+	out, failed := MustRun(t, `skill: stocks
+turns:
+  - intent: GetQuote
+    slots: { Symbol: [AMZN, MSFT] }
+`)
+	if failed != 1 || !strings.Contains(out, "SC:4:14: turns[0].slots.Symbol: slot Symbol of intent GetQuote takes one value: give a string, or set multiple: true on the slot") {
+		t.Errorf("output:\n%s", out)
+	}
+	out, failed = MustRun(t, `skill: stocks
+turns:
+  - intent: GetQuote
+    slots: { Symbol: [[AMZN]] }
+`)
+	if failed != 1 || !strings.Contains(out, "SC:4:22: turns[0].slots.Symbol: expected a mapping, got a list") {
+		t.Errorf("output:\n%s", out)
+	}
+}

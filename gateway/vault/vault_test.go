@@ -135,6 +135,20 @@ func TestPolicy(t *testing.T) {
 	if err := s.Delete(ctx, "link-codes/123456"); err != nil {
 		t.Fatalf("burn link code: %v", err)
 	}
+	// A user who disables the skill: the token goes with every version.
+	if _, err := s.Write(ctx, "users/amzn1.ask.account.P/github", gateway.SecretData{"access_token": "t2"}, -1); err != nil {
+		t.Fatalf("write user token again: %v", err)
+	}
+	if err := s.Delete(ctx, "users/amzn1.ask.account.P/github"); err != nil {
+		t.Fatalf("delete user token: %v", err)
+	}
+	if sec, err := root.Logical().Read("secret/metadata/voicegw/users/amzn1.ask.account.P/github"); err != nil || sec != nil {
+		t.Fatalf("metadata after the delete: %v, %v; want nothing", sec, err)
+	}
+	if sec, err := root.Logical().ReadWithData("secret/data/voicegw/users/amzn1.ask.account.P/github",
+		map[string][]string{"version": {"1"}}); err != nil || sec != nil {
+		t.Fatalf("version 1 after the delete: %v, %v; want nothing", sec, err)
+	}
 	other, _ := vault.New(&config.Vault{Address: srv.Addr, KVMount: "secret", Prefix: "other", Auth: config.VaultAuth{Method: "token"}},
 		vault.Options{Token: tok.Auth.ClientToken})
 	if _, err := other.Read(ctx, "secret"); err == nil {

@@ -111,12 +111,13 @@ func mapper(t reflect.Type) *jsonschema.Schema {
 		for _, k := range []string{"value", "id", "name"} {
 			props.Set(k, &jsonschema.Schema{Type: "string"})
 		}
+		one := []*jsonschema.Schema{
+			{Type: "string"},
+			{Type: "object", Properties: props, AdditionalProperties: jsonschema.FalseSchema},
+		}
 		return &jsonschema.Schema{
-			AnyOf: []*jsonschema.Schema{
-				{Type: "string"},
-				{Type: "object", Properties: props, AdditionalProperties: jsonschema.FalseSchema},
-			},
-			Description: "A slot value, or {value, id, name} with the entity resolution Alexa sends.",
+			AnyOf:       append(one, &jsonschema.Schema{Type: "array", Items: &jsonschema.Schema{AnyOf: one}}),
+			Description: "A slot value, or {value, id, name} with the entity resolution Alexa sends, or a list of them for a slot with multiple: true.",
 		}
 	case nodeType:
 		return &jsonschema.Schema{Description: "Any YAML value; its string leaves are templates."}
@@ -133,6 +134,23 @@ func mapper(t reflect.Type) *jsonschema.Schema {
 				{Type: "object", Properties: props, Required: []string{"path"}, AdditionalProperties: jsonschema.FalseSchema},
 			}},
 			Description: "Values taken from the JSON answer: name to a gjson path, or {path, required}.",
+		}
+	}
+	if t.Kind() == reflect.Struct && strings.HasPrefix(t.Name(), "Localized[") {
+		f, _ := t.FieldByName("Plain")
+		plain := &jsonschema.Schema{Type: "string"}
+		what := "A text"
+		if f.Type.Kind() == reflect.Slice {
+			plain = &jsonschema.Schema{Type: "array", Items: &jsonschema.Schema{Type: "string"}}
+			what = "A list"
+		}
+		return &jsonschema.Schema{
+			AnyOf: []*jsonschema.Schema{
+				plain,
+				{Type: "object", PatternProperties: map[string]*jsonschema.Schema{`^[a-z]{2}-[A-Z]{2}$`: plain},
+					AdditionalProperties: jsonschema.FalseSchema},
+			},
+			Description: what + " for every locale, or a mapping of locales (en-US, de-DE, …) to each locale's own.",
 		}
 	}
 	switch t.Kind() {

@@ -58,7 +58,7 @@ func TestScenariosValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	var files []string
-	for _, pattern := range []string{"examples/*.yaml", "../shared/acceptance/scenarios/*.yaml"} {
+	for _, pattern := range []string{"examples/*.yaml", "examples/*/scenarios/*.yaml", "../shared/acceptance/scenarios/*.yaml"} {
 		m, _ := filepath.Glob(filepath.Join(root, pattern))
 		files = append(files, m...)
 	}
@@ -90,6 +90,7 @@ func validConfigs(t *testing.T) []string {
 	for _, pattern := range []string{
 		"config.example.yaml",
 		"examples/*.config.yaml",
+		"examples/*/config.yaml",
 		"testdata/config/valid-*.yaml",
 		"testdata/config/warn-*.yaml",
 		"cmd/voicegw/testdata/*.yaml",
