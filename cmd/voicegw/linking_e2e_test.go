@@ -17,15 +17,12 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/vault/api"
 
 	"github.com/voicegw/voicegw/gateway/alexa"
 	"github.com/voicegw/voicegw/gateway/config"
@@ -114,18 +111,7 @@ func startLinkFlow(t *testing.T) *linkFlowEnv {
 func startLinkFlowWith(t *testing.T, hook func(*config.Config, *deps)) *linkFlowEnv {
 	t.Helper()
 	e := &linkFlowEnv{vault: vaulttest.Start(t), logs: &syncBuffer{}}
-	root := e.vault.Client()
-	policy, err := os.ReadFile("../../scripts/voicegw-policy.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := root.Sys().PutPolicy("voicegw", string(policy)); err != nil {
-		t.Fatal(err)
-	}
-	sec, err := root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"voicegw"}, TTL: "1h"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	policyToken := e.vault.PolicyToken(t, "../../scripts/voicegw-policy.hcl")
 	e.vault.Put(t, "voicegw/services/github", map[string]any{"client_secret": linkFlowClientSecret})
 
 	e.provider = linkingtest.NewProvider(t, linkingtest.Config{
@@ -151,7 +137,7 @@ func startLinkFlowWith(t *testing.T, hook func(*config.Config, *deps)) *linkFlow
 		}
 	}
 	log := newLogger(e.logs, slog.LevelDebug)
-	store, err := vault.New(cfg.Vault, vault.Options{Logger: log, Token: sec.Auth.ClientToken})
+	store, err := vault.New(cfg.Vault, vault.Options{Logger: log, Token: policyToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +148,7 @@ func startLinkFlowWith(t *testing.T, hook func(*config.Config, *deps)) *linkFlow
 	}
 	e.deps = d
 	e.handler = server.New(d.runtime(cfg, store), nil, log).Handler()
-	e.leaks = append(e.leaks, sec.Auth.ClientToken, e.vault.Token)
+	e.leaks = append(e.leaks, policyToken, e.vault.Token)
 	return e
 }
 

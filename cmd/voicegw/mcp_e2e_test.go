@@ -22,7 +22,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/vault/api"
 	sdkauth "github.com/modelcontextprotocol/go-sdk/auth"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/modelcontextprotocol/go-sdk/oauthex"
@@ -99,18 +98,7 @@ type mcpEnv struct {
 func startMCP(t *testing.T) *mcpEnv {
 	t.Helper()
 	e := &mcpEnv{vault: vaulttest.Start(t), logs: &syncBuffer{}}
-	root := e.vault.Client()
-	policy, err := os.ReadFile("../../scripts/voicegw-policy.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := root.Sys().PutPolicy("voicegw", string(policy)); err != nil {
-		t.Fatal(err)
-	}
-	sec, err := root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"voicegw"}, TTL: "1h"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	policyToken := e.vault.PolicyToken(t, "../../scripts/voicegw-policy.hcl")
 	e.vault.Put(t, "voicegw/services/quotes", map[string]any{"client_secret": mcpClientSecret})
 	e.provider = linkingtest.NewProvider(t, linkingtest.Config{ClientID: mcpClientID, ClientSecret: mcpClientSecret, RequirePKCE: true})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -139,7 +127,7 @@ func startMCP(t *testing.T) *mcpEnv {
 	}
 	cfg := mustE2EConfig(t, mcpConfig)
 	log := newLogger(e.logs, -4)
-	store, err := vault.New(cfg.Vault, vault.Options{Logger: log, Token: sec.Auth.ClientToken})
+	store, err := vault.New(cfg.Vault, vault.Options{Logger: log, Token: policyToken})
 	if err != nil {
 		t.Fatal(err)
 	}

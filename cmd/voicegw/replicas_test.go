@@ -36,8 +36,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/vault/api"
-
 	"github.com/voicegw/voicegw/gateway/alexa"
 	"github.com/voicegw/voicegw/gateway/linking"
 	"github.com/voicegw/voicegw/gateway/linking/linkingtest"
@@ -333,19 +331,8 @@ func startReplicaLab(t *testing.T, haproxy string, n int) *replicaLab {
 	lab := &replicaLab{t: t, dir: t.TempDir(), owner: map[string]string{}, refreshes: map[string]int{}}
 	lab.bin = buildVoicegw(t, lab.dir)
 	lab.vault = vaulttest.Start(t)
-	root := lab.vault.Client()
-	policy, err := os.ReadFile("../../scripts/voicegw-policy.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := root.Sys().PutPolicy("voicegw", string(policy)); err != nil {
-		t.Fatal(err)
-	}
-	sec, err := root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"voicegw"}, TTL: "1h"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lab.token = sec.Auth.ClientToken
+	policyToken := lab.vault.PolicyToken(t, "../../scripts/voicegw-policy.hcl")
+	lab.token = policyToken
 	lab.vault.Put(t, "voicegw/services/github", map[string]any{"client_secret": linkFlowClientSecret})
 
 	lab.provider = linkingtest.NewProvider(t, linkingtest.Config{

@@ -9,12 +9,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/vault/api"
 
 	"github.com/voicegw/voicegw/gateway/alexa"
 	"github.com/voicegw/voicegw/gateway/alexa/alexatest"
@@ -75,17 +72,7 @@ func skillEvent(typ, user string, ts time.Time) []byte {
 func TestServeSkillDisabled(t *testing.T) {
 	v := vaulttest.Start(t)
 	root := v.Client()
-	policy, err := os.ReadFile("../../scripts/voicegw-policy.hcl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := root.Sys().PutPolicy("voicegw", string(policy)); err != nil {
-		t.Fatal(err)
-	}
-	sec, err := root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"voicegw"}, TTL: "1h"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	policyToken := v.PolicyToken(t, "../../scripts/voicegw-policy.hcl")
 	const (
 		gone = "amzn1.ask.account.GONE"
 		stay = "amzn1.ask.account.STAYS"
@@ -108,7 +95,7 @@ func TestServeSkillDisabled(t *testing.T) {
 	}
 	logs := &syncBuffer{}
 	log := newLogger(logs, slog.LevelDebug)
-	store, err := vault.New(cfg.Vault, vault.Options{Logger: log, Token: sec.Auth.ClientToken})
+	store, err := vault.New(cfg.Vault, vault.Options{Logger: log, Token: policyToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +168,7 @@ func TestServeSkillDisabled(t *testing.T) {
 	if !strings.Contains(text, `"msg":"user forgotten"`) || !strings.Contains(text, `"result":"done"`) {
 		t.Errorf("no log line for the forgotten user:\n%s", lastChars(text, 3000))
 	}
-	for _, s := range append(tokens, "ghr_refresh_6666", sec.Auth.ClientToken, v.Token, code, "eyJ0eXAiOiJKV1Qi.event") {
+	for _, s := range append(tokens, "ghr_refresh_6666", policyToken, v.Token, code, "eyJ0eXAiOiJKV1Qi.event") {
 		if strings.Contains(text, s) {
 			t.Errorf("the logs hold a secret (%s…)", s[:4])
 		}

@@ -14,6 +14,7 @@ import (
 	"html/template"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -847,12 +848,7 @@ func (a *AuthServer) redeemCode(ctx context.Context, w http.ResponseWriter, c *c
 		invalid("code_verifier does not match the code_challenge", "wrong pkce verifier")
 		return
 	}
-	used := gateway.SecretData{}
-	for k, v := range e.Data {
-		used[k] = v
-	}
-	used[fUsed] = gateway.Secret(a.now().UTC().Format(time.RFC3339))
-	if _, err := a.store.Write(ctx, path, used, e.Version); err != nil {
+	if err := a.burn(ctx, path, e); err != nil {
 		if errors.Is(err, gateway.ErrConflict) {
 			invalid("the authorization code was already used", "code raced another redemption")
 			return
@@ -907,12 +903,7 @@ func (a *AuthServer) redeemRefresh(ctx context.Context, w http.ResponseWriter, c
 		invalid("the grant was revoked", "refresh token revoked")
 		return
 	}
-	used := gateway.SecretData{}
-	for k, v := range e.Data {
-		used[k] = v
-	}
-	used[fUsed] = gateway.Secret(a.now().UTC().Format(time.RFC3339))
-	if _, err := a.store.Write(ctx, path, used, e.Version); err != nil {
+	if err := a.burn(ctx, path, e); err != nil {
 		if errors.Is(err, gateway.ErrConflict) {
 			invalid("the refresh token was already used", "refresh raced another")
 			return
@@ -921,6 +912,16 @@ func (a *AuthServer) redeemRefresh(ctx context.Context, w http.ResponseWriter, c
 		return
 	}
 	a.issue(ctx, w, c, subject)
+}
+
+// burn marks the single-use entry at path (a code or a refresh token)
+// used, with check-and-set on the version read: of two concurrent
+// redemptions exactly one wins, the other gets gateway.ErrConflict.
+func (a *AuthServer) burn(ctx context.Context, path string, e *gateway.Entry) error {
+	used := maps.Clone(e.Data)
+	used[fUsed] = gateway.Secret(a.now().UTC().Format(time.RFC3339))
+	_, err := a.store.Write(ctx, path, used, e.Version)
+	return err
 }
 
 // issue stores a new access and refresh token pair (as hashes) and

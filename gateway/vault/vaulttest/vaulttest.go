@@ -256,3 +256,24 @@ func (s *Server) RevokeRoleTokens(tb testing.TB, role string) {
 		}
 	}
 }
+
+// PolicyToken writes the policy file at policyFile (the repository's
+// scripts/voicegw-policy.hcl, by a path relative to the test's package) as
+// the policy "voicegw" and returns a one-hour token with exactly that
+// policy: the gateway's own rights, no more.
+func (s *Server) PolicyToken(tb testing.TB, policyFile string) string {
+	tb.Helper()
+	hcl, err := os.ReadFile(policyFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	root := s.Client()
+	if err := root.Sys().PutPolicy("voicegw", string(hcl)); err != nil {
+		tb.Fatal(err)
+	}
+	sec, err := root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"voicegw"}, TTL: "1h"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return sec.Auth.ClientToken
+}
