@@ -38,6 +38,17 @@ skills:
         say: "{{ .name }} is trading at {{ .price }} dollars."
 `
 
+// echoIntent answers from templates alone: a slot, Sprig, a card and a
+// session attribute.
+const echoIntent = `      Echo:
+        samples: ["echo {Symbol}"]
+        slots:
+          Symbol: { type: AMAZON.SearchQuery }
+        say: "You said {{ .slots.Symbol | upper }}."
+        card: { title: "Echo", text: "{{ .slots.Symbol }}" }
+        session: { last: "{{ .slots.Symbol }}" }
+`
+
 const benchAnswer = `{"data":{"name":"Amazon","price":123.45,"currency":"USD"}}`
 
 // BenchmarkTurn is one full turn through alexa.Handler.Serve: decode the
@@ -117,14 +128,7 @@ func BenchmarkDirectUpstream(b *testing.B) {
 // gateway's own cost with nothing to wait for.
 func BenchmarkTurnNoCall(b *testing.B) {
 	MustUpstream(b, jsonHandler(http.StatusOK, benchAnswer)) // the config names one
-	h := MustPipeline(b, benchConfig+`      Echo:
-        samples: ["echo {Symbol}"]
-        slots:
-          Symbol: { type: AMAZON.SearchQuery }
-        say: "You said {{ .slots.Symbol | upper }}."
-        card: { title: "Echo", text: "{{ .slots.Symbol }}" }
-        session: { last: "{{ .slots.Symbol }}" }
-`, nil)
+	h := MustPipeline(b, benchConfig+echoIntent, nil)
 	body := buildIntent("amzn1.ask.skill.bench", "Echo", map[string]string{"Symbol": "amzn"})
 	benchServe(b, h, body, "You said AMZN.")
 }
@@ -134,14 +138,7 @@ func BenchmarkTurnNoCall(b *testing.B) {
 // that answers a turn held past its deadline.
 func BenchmarkTurnNoCallDeadline(b *testing.B) {
 	MustUpstream(b, jsonHandler(http.StatusOK, benchAnswer))
-	h := MustPipeline(b, benchConfig+`      Echo:
-        samples: ["echo {Symbol}"]
-        slots:
-          Symbol: { type: AMAZON.SearchQuery }
-        say: "You said {{ .slots.Symbol | upper }}."
-        card: { title: "Echo", text: "{{ .slots.Symbol }}" }
-        session: { last: "{{ .slots.Symbol }}" }
-`, nil)
+	h := MustPipeline(b, benchConfig+echoIntent, nil)
 	body := buildIntent("amzn1.ask.skill.bench", "Echo", map[string]string{"Symbol": "amzn"})
 	b.ReportAllocs()
 	for b.Loop() {
