@@ -1,20 +1,13 @@
 package scenario_test
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/voicegw/voicegw/gateway/alexa"
-	"github.com/voicegw/voicegw/gateway/auth"
-	"github.com/voicegw/voicegw/gateway/config"
-	"github.com/voicegw/voicegw/gateway/engine"
-	"github.com/voicegw/voicegw/gateway/inmem"
 	"github.com/voicegw/voicegw/gateway/scenario"
-	"github.com/voicegw/voicegw/gateway/upstream"
 )
 
 const testConfig = `version: 1
@@ -56,29 +49,7 @@ skills:
 // pipeline and returns the runner's output and failure count.
 func MustRun(t *testing.T, sc string) (string, int) {
 	t.Helper()
-	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "config.yaml")
-	scFile := filepath.Join(dir, "sc.yaml")
-	if err := os.WriteFile(cfgFile, []byte(testConfig), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(scFile, []byte(sc), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	r := &scenario.Runner{
-		Config: cfgFile,
-		Out:    &out,
-		Build: func(cfg *config.Config, store *inmem.Store) scenario.Handler {
-			eng := engine.New(cfg, engine.Options{
-				Caller:      upstream.New(upstream.DefaultOptions),
-				Credentials: auth.New(store, 0),
-			})
-			return &alexa.Handler{Engine: eng}
-		},
-	}
-	failed := r.Run([]string{scFile})
-	return strings.ReplaceAll(out.String(), scFile, "SC"), failed
+	return MustRunConfig(t, testConfig, sc)
 }
 
 const passing = `skill: stocks
