@@ -602,10 +602,7 @@ func (a *AuthServer) serveConsent(ctx context.Context, w http.ResponseWriter, r 
 		return
 	}
 	if e.Data[fConsent] == "" {
-		next := gateway.SecretData{}
-		for k, v := range e.Data {
-			next[k] = v
-		}
+		next := maps.Clone(e.Data)
 		next[fConsent] = gateway.Secret(a.now().UTC().Format(time.RFC3339))
 		if _, err := a.store.Write(ctx, flowsPath+id, next, e.Version); err != nil {
 			if errors.Is(err, gateway.ErrConflict) {
@@ -848,15 +845,9 @@ func (a *AuthServer) redeemCode(ctx context.Context, w http.ResponseWriter, c *c
 		invalid("code_verifier does not match the code_challenge", "wrong pkce verifier")
 		return
 	}
-	if err := a.burn(ctx, path, e); err != nil {
-		if errors.Is(err, gateway.ErrConflict) {
-			invalid("the authorization code was already used", "code raced another redemption")
-			return
-		}
-		a.unavailable(w, ep, err)
-		return
-	}
-	a.issue(ctx, w, c, subject)
+	a.exchange(ctx, w, c, subject, path, e, func() {
+		invalid("the authorization code was already used", "code raced another redemption")
+	})
 }
 
 func (a *AuthServer) redeemRefresh(ctx context.Context, w http.ResponseWriter, c *client, f url.Values) {
@@ -903,20 +894,41 @@ func (a *AuthServer) redeemRefresh(ctx context.Context, w http.ResponseWriter, c
 		invalid("the grant was revoked", "refresh token revoked")
 		return
 	}
-	if err := a.burn(ctx, path, e); err != nil {
-		if errors.Is(err, gateway.ErrConflict) {
-			invalid("the refresh token was already used", "refresh raced another")
-			return
-		}
-		a.unavailable(w, ep, err)
-		return
-	}
-	a.issue(ctx, w, c, subject)
+	a.exchange(ctx, w, c, subject, path, e, func() {
+		invalid("the refresh token was already used", "refresh raced another")
+	})
 }
 
-// burn marks the single-use entry at path (a code or a refresh token)
-// used, with check-and-set on the version read: of two concurrent
-// redemptions exactly one wins, the other gets gateway.ErrConflict.
+// exchange trades the single-use entry at path (a code or a refresh
+// token) for a new token pair: it stores the pair first and then burns
+// the entry with check-and-set, so that a store failure leaves the entry
+// unburnt (the client's retry is no reuse, which would revoke the grant),
+// and of two concurrent redemptions exactly one wins (raced answers the
+// other, whose pair is deleted again).
+func (a *AuthServer) exchange(ctx context.Context, w http.ResponseWriter, c *client, subject, path string, e *gateway.Entry, raced func()) {
+	at, rt, err := a.mint(ctx, c, subject)
+	if err != nil {
+		a.unavailable(w, "token", err)
+		return
+	}
+	if err := a.burn(ctx, path, e); err != nil {
+		for _, t := range []string{at, rt} {
+			_ = a.store.Delete(ctx, TokenPath(t))
+		}
+		if errors.Is(err, gateway.ErrConflict) {
+			raced()
+			return
+		}
+		a.unavailable(w, "token", err)
+		return
+	}
+	a.log.Info("mcp tokens issued", "client_id", c.id, "subject", subject)
+	writeJSON(w, http.StatusOK, tokenResponse{AccessToken: at, TokenType: "Bearer",
+		ExpiresIn: int(AccessTTL / time.Second), RefreshToken: rt})
+}
+
+// burn marks the single-use entry at path used, with check-and-set on
+// the version read.
 func (a *AuthServer) burn(ctx context.Context, path string, e *gateway.Entry) error {
 	used := maps.Clone(e.Data)
 	used[fUsed] = gateway.Secret(a.now().UTC().Format(time.RFC3339))
@@ -924,12 +936,12 @@ func (a *AuthServer) burn(ctx context.Context, path string, e *gateway.Entry) er
 	return err
 }
 
-// issue stores a new access and refresh token pair (as hashes) and
-// answers it.
-func (a *AuthServer) issue(ctx context.Context, w http.ResponseWriter, c *client, subject string) {
+// mint stores a new access and refresh token pair for subject, as hashes,
+// and returns the tokens; on failure nothing of the pair is left.
+func (a *AuthServer) mint(ctx context.Context, c *client, subject string) (at, rt string, err error) {
 	now := a.now()
-	at, rt := "vgw_at_"+randomString(32), "vgw_rt_"+randomString(32)
-	for _, t := range []struct {
+	at, rt = "vgw_at_"+randomString(32), "vgw_rt_"+randomString(32)
+	for i, t := range []struct {
 		tok, kind string
 		ttl       time.Duration
 	}{{at, kindAccess, AccessTTL}, {rt, kindRefresh, RefreshTTL}} {
@@ -938,16 +950,15 @@ func (a *AuthServer) issue(ctx context.Context, w http.ResponseWriter, c *client
 			fExpiresAt: gateway.Secret(now.Add(t.ttl).UTC().Format(time.RFC3339)),
 		}
 		if _, err := a.store.Write(ctx, TokenPath(t.tok), data, 0); err != nil {
-			a.unavailable(w, "token", err)
-			return
+			if i > 0 {
+				_ = a.store.Delete(ctx, TokenPath(at))
+			}
+			return "", "", err
 		}
 	}
-	a.log.Info("mcp tokens issued", "client_id", c.id, "subject", subject)
-	writeJSON(w, http.StatusOK, tokenResponse{AccessToken: at, TokenType: "Bearer",
-		ExpiresIn: int(AccessTTL / time.Second), RefreshToken: rt})
+	return at, rt, nil
 }
 
-// revoke deletes subject's grant: every token of the subject stops working.
 func (a *AuthServer) revoke(ctx context.Context, subject string) {
 	if !gateway.ValidMCPSubject(subject) {
 		return

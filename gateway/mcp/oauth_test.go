@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -787,5 +788,53 @@ func TestLimits(t *testing.T) {
 		"code_challenge": {s256("a-verifier-a-verifier-a-verifier-a-verifier")}, "code_challenge_method": {"S256"}, "state": {"st"}})
 	if u == nil || u.Query().Get("error") != "temporarily_unavailable" || u.Query().Get("state") != "st" {
 		t.Fatalf("authorization over the ceiling ended at %v", u)
+	}
+}
+
+// failingTokens fails writes of new tokens while on is set, as a Vault
+// that times out would.
+type failingTokens struct {
+	gateway.SecretStore
+	on atomic.Bool
+}
+
+func (s *failingTokens) Write(ctx context.Context, path string, data gateway.SecretData, cas int) (int, error) {
+	if s.on.Load() && strings.HasPrefix(path, "mcp-tokens/") && cas == 0 {
+		return 0, errors.New("vault: timeout")
+	}
+	return s.SecretStore.Write(ctx, path, data, cas)
+}
+
+// TestRetryAfterStoreFailure: when the new tokens cannot be stored, the
+// refresh token (or code) is not burnt, so the client's retry succeeds
+// instead of counting as reuse and revoking the grant.
+func TestRetryAfterStoreFailure(t *testing.T) {
+	store := &failingTokens{SecretStore: inmem.New(nil)}
+	g := MustGateway(t, store)
+	client := g.register(t)
+	c, v := g.code(t, client, clientRedirect)
+	store.on.Store(true)
+	if s, got := g.redeem(t, client, c, v); s != http.StatusServiceUnavailable {
+		t.Fatalf("redeem with a failing store = %d %q, want 503", s, got.Error)
+	}
+	store.on.Store(false)
+	s, tk := g.redeem(t, client, c, v)
+	if s != 200 {
+		t.Fatalf("retried redeem = %d %q, want 200", s, tk.Error)
+	}
+	refresh := func() (int, tokens) {
+		return g.token(t, url.Values{"grant_type": {"refresh_token"}, "client_id": {client}, "refresh_token": {tk.RefreshToken}}, nil)
+	}
+	store.on.Store(true)
+	if s, _ := refresh(); s != http.StatusServiceUnavailable {
+		t.Fatalf("refresh with a failing store = %d, want 503", s)
+	}
+	store.on.Store(false)
+	s, next := refresh()
+	if s != 200 {
+		t.Fatalf("retried refresh = %d %q, want 200 (the grant must stand)", s, next.Error)
+	}
+	if st := g.mcpStatus(t, next.AccessToken); st != 200 {
+		t.Fatalf("mcp with the token of the retried refresh = %d", st)
 	}
 }
