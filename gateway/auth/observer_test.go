@@ -135,3 +135,49 @@ func TestObserverCountsRefreshes(t *testing.T) {
 		})
 	}
 }
+
+// TestRefreshOutlivesTheTurnThatStartedIt: a turn whose deadline ends
+// while the provider is still answering does not cut the shared refresh
+// off: the provider's new token (a rotated refresh token too) is stored
+// for the turns after it, and the provider is asked once.
+func TestRefreshOutlivesTheTurnThatStartedIt(t *testing.T) {
+	var calls atomic.Int32
+	tokens := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		time.Sleep(300 * time.Millisecond)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"access_token":"fresh","refresh_token":"r2","token_type":"Bearer","expires_in":3600}`)
+	}))
+	defer tokens.Close()
+	const u = "amzn1.ask.account.SLOWREFRESH"
+	store := inmem.New(map[string]map[string]string{"users/" + u + "/gh": {
+		"access_token": "old", "refresh_token": "r1",
+		"expires_at": time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)}})
+	p := New(store, time.Minute)
+	defer p.Close()
+	svc := &config.Service{Name: "gh", Auth: config.ServiceAuth{Type: config.AuthLinked},
+		OAuth2: &config.OAuth2{TokenURL: tokens.URL, ClientID: "c"}}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := p.Get(ctx, svc, &gateway.Turn{UserID: u}); err == nil {
+		t.Fatal("the short turn got a token before the provider answered")
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		e, _ := store.Read(context.Background(), "users/"+u+"/gh")
+		if e.Data["access_token"].Reveal() == "fresh" && e.Data["refresh_token"].Reveal() == "r2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the provider's answer was lost: the store holds %v", e.Data)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cred, err := p.Get(context.Background(), svc, &gateway.Turn{UserID: u})
+	if err != nil || cred.Token.Reveal() != "fresh" {
+		t.Fatalf("next turn: %v, %v", cred, err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("the provider was asked %d times, want 1", n)
+	}
+}

@@ -83,10 +83,19 @@ func locked(e *gateway.Entry, now time.Time) bool {
 // ends with one valid token. Concurrent refreshes in this process share
 // one call; each caller waits for it at most until its ctx ends.
 //
-// While the current token still works, the refresh gets half of what is
-// left of the turn, so the turn can still make its call with the current
-// token when the provider or the other replica is slow.
+// The shared call runs detached from the turn that started it, bounded by
+// the refresh lock's lifetime: cutting a token request off after the
+// provider has answered would lose a rotated refresh token, and the turns
+// waiting with more time left would lose the refresh too. While the
+// current token still works, a caller waits for the refresh at most half
+// of what is left of its turn, so the turn can still make its call with
+// the current token when the provider or the other replica is slow.
 func (p *Provider) refresh(ctx context.Context, svc *config.Service, path string, seen *gateway.Entry) (*gateway.Entry, error) {
+	ch := p.group.DoChan("refresh\x00"+path, func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshLockTTL)
+		defer cancel()
+		return p.refreshOnce(rctx, svc, path, seen)
+	})
 	if !expired(seen, p.now()) {
 		if dl, ok := ctx.Deadline(); ok {
 			var cancel context.CancelFunc
@@ -94,9 +103,6 @@ func (p *Provider) refresh(ctx context.Context, svc *config.Service, path string
 			defer cancel()
 		}
 	}
-	ch := p.group.DoChan("refresh\x00"+path, func() (any, error) {
-		return p.refreshOnce(ctx, svc, path, seen)
-	})
 	select {
 	case r := <-ch:
 		switch {
