@@ -140,6 +140,7 @@ func TestInvokeAuthoring(t *testing.T) {
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "config.yaml", fmt.Sprintf(authoringConfig, up.URL))
 	secrets := writeFile(t, dir, "secrets.yaml", authoringSecrets)
+	mcpSecrets := writeFile(t, dir, "mcp-secrets.yaml", "services/mcp-clients/alexa-plus: { client_secret: s }\nusers/mcp.abcdefghij0123456789/menu: { access_token: t }\n")
 	badSecrets := writeFile(t, dir, "bad-secrets.yaml", "services/menu: { api_key: k-123 }\nusers/bob/menu: { access_token: x }\nservices/menu/x: {}\n")
 	typoSecrets := writeFile(t, dir, "typo-secrets.yaml", "services/menu:\n\tapi_key: k-123\n")
 	base := []string{"invoke", "-c", cfg, "--skill", "food"}
@@ -161,7 +162,8 @@ func TestInvokeAuthoring(t *testing.T) {
 		{"bad --locale", []string{"--launch", "--locale", "english"}, 2, "", []string{"invalid locale"}},
 		{"bad secrets file", []string{"--launch", "--secrets", badSecrets}, 1, "", []string{
 			`bad-secrets.yaml:2:1: users/bob/menu: "bob" is not an Alexa userId`,
-			`bad-secrets.yaml:3:1: services/menu/x: a secret path is users/<userId>/<service>, services/<service> or link-codes/<code>`}},
+			`bad-secrets.yaml:3:1: services/menu/x: a secret path is users/<userId>/<service>, services/<service>, services/mcp-clients/<id> or link-codes/<code>`}},
+		{"MCP paths in a secrets file", []string{"--launch", "--secrets", mcpSecrets}, 0, "", nil},
 		{"secrets file with a tab", []string{"--launch", "--secrets", typoSecrets}, 1, "", []string{"typo-secrets.yaml:2:1: services/menu.api_key: a tab indents this line"}},
 		{"missing secrets file", []string{"--launch", "--secrets", filepath.Join(dir, "nope.yaml")}, 1, "", []string{"nope.yaml:1:1:"}},
 	} {

@@ -167,6 +167,8 @@ func revokeMCP(cfg *config.Config, subject string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "link: %v\n", err)
 		return 1
 	}
+	// The token this command logged in with (AppRole) dies with it.
+	defer d.closeVault()
 	if store == nil {
 		fmt.Fprintln(stderr, "link: the configuration has no vault configured (is VAULT_ADDR set?)")
 		return 1

@@ -12,6 +12,7 @@ import (
 	"github.com/voicegw/voicegw/gateway"
 	"github.com/voicegw/voicegw/gateway/config"
 	"github.com/voicegw/voicegw/gateway/inmem"
+	"github.com/voicegw/voicegw/gateway/mcp"
 )
 
 // loadSecrets reads a --secrets file (SPEC 11): YAML mapping each secret
@@ -62,7 +63,7 @@ func loadSecrets(file string) (*inmem.Store, config.Problems) {
 // checkSecretPath returns "" for a path of SPEC 4, else how to write one.
 func checkSecretPath(p string) string {
 	parts := strings.Split(p, "/")
-	const shapes = "a secret path is users/<userId>/<service>, services/<service> or link-codes/<code>, relative to the Vault prefix"
+	const shapes = "a secret path is users/<userId>/<service>, services/<service>, services/mcp-clients/<id> or link-codes/<code>, relative to the Vault prefix"
 	for _, part := range parts {
 		if part == "" || part == "." || part == ".." {
 			return "empty or relative path segment: " + shapes
@@ -70,11 +71,12 @@ func checkSecretPath(p string) string {
 	}
 	switch {
 	case parts[0] == "users" && len(parts) == 3:
-		if !gateway.ValidUserID(parts[1]) {
-			return fmt.Sprintf("%q is not an Alexa userId (amzn1.ask.account.…)", parts[1])
+		if !gateway.ValidUser(parts[1]) {
+			return fmt.Sprintf("%q is not an Alexa userId (amzn1.ask.account.…) or an MCP subject (mcp.…)", parts[1])
 		}
 		return ""
-	case parts[0] == "services" && len(parts) == 2, parts[0] == "link-codes" && len(parts) == 2:
+	case parts[0] == "services" && len(parts) == 2, parts[0] == "link-codes" && len(parts) == 2,
+		strings.HasPrefix(p, mcp.StaticClientSecretPath) && len(parts) == 3:
 		return ""
 	}
 	return shapes
