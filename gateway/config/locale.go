@@ -63,9 +63,6 @@ func (l Localized[T]) In(locale string) T {
 	return zero
 }
 
-// First returns the plain value or the first locale's.
-func (l Localized[T]) First() T { return l.In("") }
-
 // UnmarshalYAML accepts the plain value, or a mapping of locales to values.
 func (l *Localized[T]) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.MappingNode {

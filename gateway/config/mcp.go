@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"slices"
 	"strings"
 )
 
@@ -99,7 +98,11 @@ func (ck *checker) mcp(cfg *Config) {
 		p := fmt.Sprintf("mcp.skills[%d]", i)
 		switch {
 		case cfg.Skills[name] == nil:
-			ck.errf(p, "no skill %q%s", name, mcpClosest(name, sortedKeys(cfg.Skills)))
+			msg := fmt.Sprintf("no skill %q", name)
+			if near := closest(name, sortedKeys(cfg.Skills)); near != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", near)
+			}
+			ck.errf(p, "%s", msg)
 		case seen[name]:
 			ck.errf(p, "skill %q is listed twice", name)
 		}
@@ -189,36 +192,3 @@ func LoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// mcpClosest returns ` (did you mean "x"?)` for the name closest to s, or "".
-func mcpClosest(s string, names []string) string {
-	best, bestD := "", 3
-	for _, n := range names {
-		if d := mcpEditDistance(strings.ToLower(s), strings.ToLower(n)); d < bestD {
-			best, bestD = n, d
-		}
-	}
-	if best == "" {
-		return ""
-	}
-	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-func mcpEditDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = slices.Min([]int{prev[j] + 1, cur[j-1] + 1, prev[j-1] + cost})
-		}
-		prev = cur
-	}
-	return prev[len(b)]
-}

@@ -163,7 +163,7 @@ func (ck *checker) server(cfg *Config) {
 			ck.errf(l.key, "%q is not a host:port address", l.addr)
 		case l.addr == s.Listen:
 			ck.errf(l.key, "must differ from server.listen")
-		case l.key == "server.debug_listen" && !loopback(host):
+		case l.key == "server.debug_listen" && !LoopbackHost(host):
 			ck.warnf(l.key, "profiles are served on %q, not only on loopback: anyone who reaches it can read memory contents", l.addr)
 		}
 	}
@@ -174,14 +174,6 @@ func (ck *checker) server(cfg *Config) {
 	cfg.Errors = ck.errorSpeech("server.errors", s.Errors, &scope{anySlots: true, anyExtracts: true})
 }
 
-// loopback reports whether host names only the loopback interface.
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
 
 func (ck *checker) alexa(cfg *Config) {
 	ck.duration("alexa.timestamp_tolerance", &cfg.Alexa.TimestampTolerance, DefaultTimestampTolerance)

@@ -30,7 +30,7 @@ import (
 )
 
 // DefaultLocale is the locale a model is built for when none is given.
-const DefaultLocale = "en-US"
+const DefaultLocale = config.DefaultLocale
 
 // DelegationStrategy is the dialog delegation strategy of every model: the
 // skill (the gateway) drives the dialog, Alexa does not delegate by itself.

@@ -87,12 +87,6 @@ func resolve(values []*config.TypeValue, locale, spoken string) Resolution {
 	return Resolution{}
 }
 
-// WithResolutions adds entity resolutions to the slots of an Alexa
-// IntentRequest envelope, as Alexa does for slots of custom types.
-func WithResolutions(body []byte, res map[string]Resolution) []byte {
-	return WithSlots(body, res, nil)
-}
-
 // authority is the entity resolution of one authority as Alexa sends it.
 func authority(name string, r Resolution) map[string]any {
 	auth := map[string]any{
