@@ -174,7 +174,6 @@ func (ck *checker) server(cfg *Config) {
 	cfg.Errors = ck.errorSpeech("server.errors", s.Errors, &scope{anySlots: true, anyExtracts: true})
 }
 
-
 func (ck *checker) alexa(cfg *Config) {
 	ck.duration("alexa.timestamp_tolerance", &cfg.Alexa.TimestampTolerance, DefaultTimestampTolerance)
 	if !cfg.Alexa.Verifying() {
