@@ -12,6 +12,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 )
@@ -156,7 +157,12 @@ func (s Slot) IDs() []string {
 }
 
 // Filled reports whether the slot has a value.
-func (s Slot) Filled() bool { return len(s.Texts()) > 0 }
+func (s Slot) Filled() bool {
+	if len(s.Values) > 0 {
+		return slices.ContainsFunc(s.Values, func(v Slot) bool { return v.Text() != "" })
+	}
+	return s.Text() != ""
+}
 
 // Speech is text to be spoken, plain or SSML.
 type Speech struct {

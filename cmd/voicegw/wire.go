@@ -36,6 +36,10 @@ type deps struct {
 	// verification; zero means the system roots and HTTPS downloads.
 	// Tests inject a test CA here; nothing else can skip a check.
 	verify alexa.VerifierConfig
+	// verifierKept is the verifier of the last pipeline and its tolerance,
+	// kept across reloads with its certificate cache.
+	verifierKept      *alexa.Verifier
+	verifierTolerance time.Duration
 	// progress sends progressive responses; tests widen its Allow.
 	progress alexa.Progressive
 	// vault is the open Vault store and the section it was opened for, so a
@@ -120,11 +124,21 @@ func (d *deps) pipeline(cfg *config.Config, store gateway.SecretStore, verify bo
 		h.Observer = d.metrics
 	}
 	if verify {
-		vc := d.verify
-		vc.Tolerance = cfg.Alexa.TimestampTolerance.Or(config.DefaultTimestampTolerance)
-		h.Verifier = alexa.NewVerifier(vc)
+		h.Verifier = d.verifier(cfg.Alexa.TimestampTolerance.Or(config.DefaultTimestampTolerance))
 	}
 	return h
+}
+
+// verifier returns the request verifier for tolerance, the previous one
+// when it is unchanged: a reload must not drop the certificate cache, or
+// every reload costs the next request a download from Amazon.
+func (d *deps) verifier(tolerance time.Duration) *alexa.Verifier {
+	if d.verifierKept == nil || d.verifierTolerance != tolerance {
+		vc := d.verify
+		vc.Tolerance = tolerance
+		d.verifierKept, d.verifierTolerance = alexa.NewVerifier(vc), tolerance
+	}
+	return d.verifierKept
 }
 
 // forgetter forgets a user who removed the skill: their entries in the

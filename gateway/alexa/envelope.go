@@ -134,7 +134,7 @@ func Decode(body []byte) (*gateway.Turn, error) {
 		}
 		return nil, fmt.Errorf("%w: not JSON", ErrEnvelope)
 	}
-	if err := checkKeys(gjson.ParseBytes(body), 0); err != nil {
+	if err := checkKeys(gjson.ParseBytes(body)); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrEnvelope, err)
 	}
 	return env.turn()
@@ -295,14 +295,15 @@ func parseTimestamp(raw json.RawMessage) (time.Time, error) {
 }
 
 // checkKeys walks a document that is valid JSON and rejects what the
-// decoder accepts but two parsers could read differently: object keys
-// equal ignoring case (Unicode simple folding, as strings.EqualFold),
-// since encoding/json matches field names that way ("UserId" after
-// "userId" would decode as the user id), and nesting deeper than maxDepth.
-func checkKeys(v gjson.Result, depth int) error {
+// decoder accepts but two parsers could read differently (SPEC 10): object
+// keys equal ignoring case (Unicode simple folding, as strings.EqualFold),
+// since encoding/json and many other decoders match field names that way
+// ("UserId" after "userId" would be read as the user id), and nesting
+// deeper than maxDepth.
+func checkKeys(v gjson.Result) error {
 	var buf [64]string
 	w := keyWalker{keys: buf[:0]}
-	return w.walk(v, depth)
+	return w.walk(v, 0)
 }
 
 // keyWalker keeps the keys of the objects being walked in one stack, so

@@ -208,7 +208,7 @@ const TimeoutSpeech = "Sorry, that is taking too long right now. Please try agai
 // answered shortly after it, the turn is answered with its timeout speech
 // and the engine's late reply is dropped.
 func (h *Handler) answer(ctx context.Context, log *slog.Logger, t *gateway.Turn) *gateway.Reply {
-	deadline, ok := ctx.Deadline()
+	_, ok := ctx.Deadline()
 	ta, _ := h.Engine.(TimeoutAnswerer)
 	if !ok || (ta != nil && !ta.Waits(t)) {
 		// Nothing to watch: a goroutine hand-off costs about 25 us.
@@ -216,12 +216,18 @@ func (h *Handler) answer(ctx context.Context, log *slog.Logger, t *gateway.Turn)
 	}
 	done := make(chan *gateway.Reply, 1)
 	go func() { done <- h.turn(ctx, log, t) }()
-	timer := time.NewTimer(time.Until(deadline) + watchdogGrace)
-	defer timer.Stop()
+	// The context fires at the deadline; only then is a grace timer due.
 	select {
 	case reply := <-done:
 		return reply
-	case <-timer.C:
+	case <-ctx.Done():
+	}
+	grace := time.NewTimer(watchdogGrace)
+	defer grace.Stop()
+	select {
+	case reply := <-done:
+		return reply
+	case <-grace.C:
 	}
 	log.LogAttrs(ctx, slog.LevelError, "turn overran its deadline",
 		slog.String("request_id", t.RequestID), slog.String("skill", t.Skill), slog.String("intent", t.Intent))

@@ -143,8 +143,13 @@ func (e *Engine) SkillFor(name, applicationID string) (string, error) {
 // already has an earlier deadline.
 func (e *Engine) Turn(ctx context.Context, t *gateway.Turn) *gateway.Reply {
 	start := time.Now()
-	ctx, cancel := context.WithDeadline(ctx, start.Add(e.cfg.Server.Deadline.Or(config.DefaultDeadline)))
-	defer cancel()
+	// The server has usually set the deadline from the request's arrival
+	// already; a second, later one would only cost a context per turn.
+	if limit := start.Add(e.cfg.Server.Deadline.Or(config.DefaultDeadline)); !hasDeadlineBy(ctx, limit) {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, limit)
+		defer cancel()
+	}
 	sk := e.cfg.Skills[t.Skill]
 	if sk == nil {
 		return &gateway.Reply{Empty: true}
@@ -206,3 +211,9 @@ func (e *Engine) TimedOut(t *gateway.Turn) *gateway.Reply {
 
 // ErrTemplate marks a template that failed at run time.
 var ErrTemplate = errors.New("template failed")
+
+// hasDeadlineBy reports whether ctx ends at limit or before.
+func hasDeadlineBy(ctx context.Context, limit time.Time) bool {
+	dl, ok := ctx.Deadline()
+	return ok && !dl.After(limit)
+}

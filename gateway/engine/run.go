@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -587,17 +586,11 @@ func (r *run) request(ctx context.Context, cc *config.CompiledCall, cred *auth.C
 	}
 	// The URL is parsed already: build the request around it rather than
 	// have NewRequest parse its text again.
-	req, err := http.NewRequestWithContext(ctx, cc.Method, "", nil)
+	req, err := http.NewRequestWithContext(ctx, cc.Method, "", bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("%s: build request failed", svc.Name)
 	}
 	req.URL, req.Host, req.Header = u, u.Host, header
-	if body == nil {
-		req.Body = http.NoBody
-	} else {
-		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
-	}
 	return req, nil
 }
 
