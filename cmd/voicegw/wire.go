@@ -17,6 +17,7 @@ import (
 	"github.com/voicegw/voicegw/gateway/linking"
 	"github.com/voicegw/voicegw/gateway/mcp"
 	"github.com/voicegw/voicegw/gateway/metrics"
+	"github.com/voicegw/voicegw/gateway/ratelimit"
 	"github.com/voicegw/voicegw/gateway/server"
 	"github.com/voicegw/voicegw/gateway/upstream"
 	"github.com/voicegw/voicegw/gateway/vault"
@@ -67,6 +68,7 @@ type deps struct {
 	// mcpRegister and mcpAuthorize bound dynamic MCP client
 	// registrations and authorizations per process, across reloads.
 	mcpRegister, mcpAuthorize *rate.Limiter
+	mcpClients                *ratelimit.Window
 }
 
 // useSecrets makes store the secret store of every runtime, in place of
@@ -82,6 +84,7 @@ const defaultRetireAfter = 30 * time.Second
 func newDeps(log *slog.Logger) *deps {
 	return &deps{log: log, client: upstream.New(upstream.DefaultOptions), metrics: metrics.New(),
 		links: linking.NewLimits(0), mcpRegister: rate.NewLimiter(1, 20), mcpAuthorize: rate.NewLimiter(5, 50),
+		mcpClients:  ratelimit.New(mcp.ClientAttempts, mcp.ClientWindow, 0),
 		retireAfter: defaultRetireAfter}
 }
 
@@ -223,7 +226,8 @@ func (d *deps) mcp(cfg *config.Config, store gateway.SecretStore, eng mcp.Engine
 		if l != nil {
 			linker = l
 		}
-		as = mcp.NewAuthServer(cfg, store, linker, mcp.AuthOptions{Logger: d.log, Register: d.mcpRegister, Authorize: d.mcpAuthorize})
+		as = mcp.NewAuthServer(cfg, store, linker, mcp.AuthOptions{Logger: d.log, Register: d.mcpRegister, Authorize: d.mcpAuthorize,
+			Clients: d.mcpClients})
 	}
 	return mcp.New(cfg, eng, as, mcp.Options{Logger: d.log, Version: version})
 }

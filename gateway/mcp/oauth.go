@@ -29,6 +29,7 @@ import (
 
 	"github.com/voicegw/voicegw/gateway"
 	"github.com/voicegw/voicegw/gateway/config"
+	"github.com/voicegw/voicegw/gateway/ratelimit"
 	"github.com/voicegw/voicegw/templates"
 )
 
@@ -124,6 +125,7 @@ type AuthServer struct {
 	// authorizations started, which anyone may send and which each write
 	// to the store.
 	register, authorize *rate.Limiter
+	clients             *ratelimit.Window
 }
 
 // AuthOptions are optional collaborators of an AuthServer.
@@ -135,14 +137,25 @@ type AuthOptions struct {
 	// Authorize limits the authorizations started (nil: 5 a second,
 	// bursts of 50).
 	Authorize *rate.Limiter
+	// Clients limits registrations and authorizations per client address
+	// (IPv6 per /64), so that one client cannot use up the ceilings above
+	// (nil: ClientAttempts per ClientWindow).
+	Clients *ratelimit.Window
 }
+
+// The default per-client limit of registrations and authorizations.
+const (
+	ClientAttempts = 20
+	ClientWindow   = 10 * time.Minute
+)
 
 // NewAuthServer returns the authorization server of cfg over store (nil:
 // every endpoint answers temporarily_unavailable); linker may be nil when
 // no exposed tool needs a linked service.
 func NewAuthServer(cfg *config.Config, store gateway.SecretStore, linker Linker, opts AuthOptions) *AuthServer {
 	a := &AuthServer{cfg: cfg, store: store, linker: linker, log: opts.Logger, now: opts.Now,
-		issuer: strings.TrimSuffix(cfg.Server.PublicURL, "/"), register: opts.Register, authorize: opts.Authorize}
+		issuer: strings.TrimSuffix(cfg.Server.PublicURL, "/"), register: opts.Register, authorize: opts.Authorize,
+		clients: opts.Clients}
 	a.https = strings.HasPrefix(a.issuer, "https://")
 	if a.log == nil {
 		a.log = slog.Default()
@@ -156,7 +169,16 @@ func NewAuthServer(cfg *config.Config, store gateway.SecretStore, linker Linker,
 	if a.authorize == nil {
 		a.authorize = rate.NewLimiter(5, 50)
 	}
+	if a.clients == nil {
+		a.clients = ratelimit.New(ClientAttempts, ClientWindow, 0)
+	}
 	return a
+}
+
+// allow reports whether the client of r may register or start an
+// authorization now: within its own limit and the process's ceiling.
+func (a *AuthServer) allow(r *http.Request, ceiling *rate.Limiter) bool {
+	return a.clients.Allow(ratelimit.ClientKey(r.RemoteAddr), a.now()) && ceiling.Allow()
 }
 
 // ResourceURL is the URL of the protected resource, /mcp.
@@ -356,7 +378,7 @@ func (a *AuthServer) serveRegister(ctx context.Context, w http.ResponseWriter, r
 		a.fail(w, ep, http.StatusMethodNotAllowed, "invalid_request", "use POST", "method "+r.Method)
 		return
 	}
-	if !a.register.Allow() {
+	if !a.allow(r, a.register) {
 		w.Header().Set("Retry-After", "60")
 		a.fail(w, ep, http.StatusTooManyRequests, "temporarily_unavailable", "too many registrations, try again later", "registration limit")
 		return
@@ -468,7 +490,7 @@ func (a *AuthServer) serveAuthorize(ctx context.Context, w http.ResponseWriter, 
 		back("invalid_target", "resource must be "+a.ResourceURL(), "resource mismatch")
 		return
 	}
-	if !a.authorize.Allow() {
+	if !a.allow(r, a.authorize) {
 		back("temporarily_unavailable", "too many authorizations right now, try again in a minute", "authorization limit")
 		return
 	}

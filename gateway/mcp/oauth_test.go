@@ -30,6 +30,7 @@ import (
 	"github.com/voicegw/voicegw/gateway/linking/linkingtest"
 	"github.com/voicegw/voicegw/gateway/mcp"
 	"github.com/voicegw/voicegw/gateway/mcp/mcptest"
+	"github.com/voicegw/voicegw/gateway/ratelimit"
 )
 
 // linkedYAML exposes a skill whose tool needs the user's linked quotes
@@ -788,6 +789,23 @@ func TestLimits(t *testing.T) {
 		"code_challenge": {s256("a-verifier-a-verifier-a-verifier-a-verifier")}, "code_challenge_method": {"S256"}, "state": {"st"}})
 	if u == nil || u.Query().Get("error") != "temporarily_unavailable" || u.Query().Get("state") != "st" {
 		t.Fatalf("authorization over the ceiling ended at %v", u)
+	}
+}
+
+// TestClientLimit: one client address cannot use up the process's
+// ceilings; another address still registers.
+func TestClientLimit(t *testing.T) {
+	g := MustGatewayWith(t, nil, mcp.AuthOptions{Clients: ratelimit.New(2, time.Minute, 0)})
+	client := g.register(t)
+	g.register(t)
+	resp, body := post(t, g.URL+"/oauth/register", "application/json", `{"redirect_uris": ["`+clientRedirect+`"]}`, nil)
+	if resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("third registration from one address = %d %s, want 429", resp.StatusCode, body)
+	}
+	_, _, u := g.authorize(t, g.browser(t), url.Values{"response_type": {"code"}, "client_id": {client}, "redirect_uri": {clientRedirect},
+		"code_challenge": {s256("a-verifier-a-verifier-a-verifier-a-verifier")}, "code_challenge_method": {"S256"}, "state": {"st"}})
+	if u == nil || u.Query().Get("error") != "temporarily_unavailable" {
+		t.Fatalf("an authorization from the limited address ended at %v", u)
 	}
 }
 
