@@ -122,6 +122,9 @@ type pacing struct {
 	// refusedSum is the SHA-256 of the secret_id file the refused login
 	// used: different content may be tried at once.
 	refusedSum [sha256.Size]byte
+	// refusedFile is the file's size and time then: while they hold, the
+	// file is not read again (requests check this under the lock).
+	refusedFile fileStamp
 	// relogin403 paces re-logins after a 403 on a read or write.
 	reloginNotBefore time.Time
 	reloginStep      time.Duration
@@ -331,11 +334,28 @@ func (s *Store) pacedLocked() error {
 		return nil
 	}
 	if p.refused && s.method == "approle" {
-		if sum, ok := fileSum(s.secret); ok && sum != p.refusedSum {
-			return nil // the operator wrote a new secret_id: try it
+		if stampOf(s.secret) != p.refusedFile {
+			if sum, ok := fileSum(s.secret); ok && sum != p.refusedSum {
+				return nil // the operator wrote a new secret_id: try it
+			}
 		}
 	}
 	return &errPaced{last: p.lastErr, next: p.notBefore}
+}
+
+// fileStamp is a file's size and modification time: what changes when an
+// operator (or Kubernetes, by a symlink swap) writes it anew.
+type fileStamp struct {
+	size int64
+	mod  time.Time
+}
+
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{fi.Size(), fi.ModTime()}
 }
 
 func fileSum(path string) ([sha256.Size]byte, bool) {
@@ -351,7 +371,9 @@ func (s *Store) runLogin(f *loginFlight, reason string) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
 	defer cancel()
 	var sum [sha256.Size]byte
+	var stamp fileStamp
 	if s.method == "approle" {
+		stamp = stampOf(s.secret)
 		sum, _ = fileSum(s.secret)
 	}
 	secret, err := s.authenticate(ctx)
@@ -370,7 +392,7 @@ func (s *Store) runLogin(f *loginFlight, reason string) {
 		if errors.As(err, &re) && (re.StatusCode == http.StatusBadRequest || re.StatusCode == http.StatusForbidden) {
 			// Invalid credentials: a retry with the same ones only counts
 			// towards Vault's user lockout.
-			p.refused, p.refusedSum, p.failures = true, sum, 0
+			p.refused, p.refusedSum, p.refusedFile, p.failures = true, sum, stamp, 0
 			p.notBefore = time.Now().Add(RefusedRetry)
 			s.health.invalid = true
 			s.log.Error("vault login refused", "method", s.method, "reason", reason, "status", re.StatusCode,
