@@ -132,7 +132,6 @@ type pacing struct {
 
 // healthState is what Health reports.
 type healthState struct {
-	connected bool
 	invalid   bool
 	downSince time.Time // zero while Vault answers
 }
@@ -204,23 +203,7 @@ func (s *Store) Start() {
 	}
 	s.started = true
 	s.mu.Unlock()
-	go func() {
-		t := time.NewTicker(250 * time.Millisecond)
-		defer t.Stop()
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), s.timeout+time.Second)
-			err := s.login(ctx, false, "start")
-			cancel()
-			if err == nil {
-				return
-			}
-			select {
-			case <-s.stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
+	go s.loginUntil(false, "start", func() bool { return false })
 }
 
 // Close stops token renewal and background logins. It leaves the token
@@ -261,11 +244,11 @@ func (s *Store) Revoke(ctx context.Context) error {
 func (s *Store) Health() Health {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h := Health{Connected: s.health.connected, Status: StatusOK}
+	h := Health{Connected: s.gen > 0, Status: StatusOK} // a login has succeeded
 	switch {
 	case s.health.invalid:
 		h.Status = StatusTokenInvalid
-	case !s.health.downSince.IsZero() || !s.health.connected:
+	case !s.health.downSince.IsZero() || !h.Connected:
 		h.Status = StatusUnreachable
 	}
 	return h
@@ -412,7 +395,6 @@ func (s *Store) runLogin(f *loginFlight, reason string) {
 	}
 	p.refused, p.failures, p.notBefore, p.lastErr = false, 0, time.Time{}, nil
 	s.health.invalid = false
-	s.health.connected = true
 	s.markUpLocked()
 	s.loggedIn = true
 	s.own = s.method == "approle"
@@ -548,17 +530,22 @@ func (s *Store) watch(w *api.LifetimeWatcher) {
 // reconnect logs in again until a login succeeds, the store closes or
 // another login (after a 403, say) replaced the token of login gen.
 func (s *Store) reconnect(gen int, reason string) {
+	s.loginUntil(true, reason, func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.gen != gen
+	})
+}
+
+// loginUntil tries to log in every 250 ms (each try paced as login
+// paces it) until one succeeds, the store closes or replaced says a newer
+// login took over.
+func (s *Store) loginUntil(force bool, reason string, replaced func() bool) {
 	t := time.NewTicker(250 * time.Millisecond)
 	defer t.Stop()
-	for {
-		s.mu.Lock()
-		replaced := s.gen != gen
-		s.mu.Unlock()
-		if replaced {
-			return
-		}
+	for !replaced() {
 		ctx, cancel := context.WithTimeout(context.Background(), s.timeout+time.Second)
-		err := s.login(ctx, true, reason)
+		err := s.login(ctx, force, reason)
 		cancel()
 		if err == nil {
 			return
