@@ -12,6 +12,8 @@ package gateway
 import (
 	"context"
 	"errors"
+	"html"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -163,6 +165,14 @@ func (s Slot) Filled() bool {
 	}
 	return s.Text() != ""
 }
+
+// Sentences every platform answers with when nothing configured does.
+const (
+	// SayTimeout answers a turn that ran out of time.
+	SayTimeout = "Sorry, that is taking too long right now. Please try again in a moment."
+	// SayDefault answers a turn that failed for any other reason.
+	SayDefault = "Sorry, something went wrong. Please try again later."
+)
 
 // Speech is text to be spoken, plain or SSML.
 type Speech struct {
@@ -319,3 +329,26 @@ func UserPath(userID, service string) string { return "users/" + userID + "/" + 
 
 // ServicePath is the secret store path of a service's secrets.
 func ServicePath(service string) string { return "services/" + service }
+
+var (
+	ssmlTag    = regexp.MustCompile(`<[^>]*>`)
+	whitespace = regexp.MustCompile(`\s+`)
+)
+
+// Plain is the speech as plain text: SSML tags removed, entities decoded,
+// whitespace collapsed (for platforms that show text, and for SSML too
+// long to speak).
+func (s Speech) Plain() string {
+	if !s.SSML {
+		return s.Text
+	}
+	t := ssmlTag.ReplaceAllString(s.Text, " ")
+	t = html.UnescapeString(t)
+	t = whitespace.ReplaceAllString(t, " ")
+	t = strings.TrimSpace(t)
+	// A tag between a word and its punctuation leaves a space before it.
+	for _, p := range []string{".", ",", "!", "?", ";", ":"} {
+		t = strings.ReplaceAll(t, " "+p, p)
+	}
+	return t
+}

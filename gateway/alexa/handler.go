@@ -202,7 +202,7 @@ type TimeoutAnswerer interface {
 
 // TimeoutSpeech answers a turn whose engine overran its deadline and has
 // no TimedOut of its own.
-const TimeoutSpeech = "Sorry, that is taking too long right now. Please try again in a moment."
+const TimeoutSpeech = gateway.SayTimeout
 
 // answer runs the turn. When ctx has a deadline and the engine has not
 // answered shortly after it, the turn is answered with its timeout speech
@@ -239,7 +239,7 @@ func (h *Handler) answer(ctx context.Context, log *slog.Logger, t *gateway.Turn)
 
 // FallbackSpeech answers a turn whose engine failed outright (a bug): the
 // user still hears a sentence, and Alexa gets a valid response.
-const FallbackSpeech = "Sorry, something went wrong. Please try again later."
+const FallbackSpeech = gateway.SayDefault
 
 // turn runs the engine, turning a panic into the fallback speech so that a
 // bug in one turn never costs the user an answer or the process its life.

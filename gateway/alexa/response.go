@@ -3,7 +3,6 @@ package alexa
 import (
 	"encoding/json"
 	"maps"
-	"regexp"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -243,13 +242,7 @@ func xmlChars(s string) string {
 	}, s)
 }
 
-var tagRe = regexp.MustCompile(`<[^>]*>`)
-
-var entityReplacer = strings.NewReplacer("&lt;", "<", "&gt;", ">", "&quot;", `"`, "&apos;", "'", "&amp;", "&")
-
-func stripSSML(s string) string {
-	return strings.TrimSpace(entityReplacer.Replace(tagRe.ReplaceAllString(s, " ")))
-}
+func stripSSML(s string) string { return gateway.Speech{Text: s, SSML: true}.Plain() }
 
 // cutText cuts s to at most max characters, at the end of a sentence when
 // one ends in the second half, else at a word boundary.

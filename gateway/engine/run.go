@@ -35,10 +35,10 @@ const (
 // statuses have none of their own and get the default one. The built-in
 // unlinked speech is made by unlinked, with the user's link code.
 var builtinErrors = map[string]string{
-	kindTimeout: "Sorry, that is taking too long right now. Please try again in a moment.",
+	kindTimeout: gateway.SayTimeout,
 	kindVault:   "Sorry, I can't reach my secure storage right now. Please try again later.",
 	kindMissing: "Sorry, I couldn't find that information.",
-	kindDefault: "Sorry, something went wrong. Please try again later.",
+	kindDefault: gateway.SayDefault,
 }
 
 // turnError is a failed turn, classified for error speech.

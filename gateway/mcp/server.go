@@ -6,11 +6,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"html"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"regexp"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -41,7 +39,7 @@ type Options struct {
 }
 
 // FallbackSpeech answers a tool call whose engine failed outright (a bug).
-const FallbackSpeech = "Sorry, something went wrong. Please try again later."
+const FallbackSpeech = gateway.SayDefault
 
 // UnlinkedText answers a tool call whose user has no (working) token for
 // a linked service: the account is linked while authorizing, so the way
@@ -285,27 +283,9 @@ func errorResult(text string) *sdk.CallToolResult {
 	return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: text}}, IsError: true}
 }
 
-var (
-	tagRe   = regexp.MustCompile(`<[^>]*>`)
-	spaceRe = regexp.MustCompile(`\s+`)
-)
-
 // PlainText is speech as text: SSML tags removed, entities decoded,
 // whitespace collapsed.
-func PlainText(s gateway.Speech) string {
-	if !s.SSML {
-		return s.Text
-	}
-	t := tagRe.ReplaceAllString(s.Text, " ")
-	t = html.UnescapeString(t)
-	t = spaceRe.ReplaceAllString(t, " ")
-	t = strings.TrimSpace(t)
-	// A tag between a word and its punctuation leaves a space before it.
-	for _, p := range []string{".", ",", "!", "?", ";", ":"} {
-		t = strings.ReplaceAll(t, " "+p, p)
-	}
-	return t
-}
+func PlainText(s gateway.Speech) string { return s.Plain() }
 
 func randomID() string {
 	b := make([]byte, 12)
