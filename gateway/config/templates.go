@@ -13,9 +13,7 @@ import (
 // absent, so that a reference that cannot resolve says how to fix it.
 type scope struct {
 	slots       map[string]bool
-	anySlots    bool
 	extracts    map[string]bool
-	anyExtracts bool
 	// noSlots, when set, says why the template sees no slot at all (e.g.
 	// "skill-level errors answer every intent").
 	noSlots string
@@ -47,8 +45,11 @@ var builtinData = []string{"slots", "slot_ids", "session", "user", "locale", "in
 
 // checkRefs reports every field a template reads that will not exist,
 // with the reason and, where there is one, the likely intended name.
+// A nil scope compiles without checking: the caller checks the template
+// later, when its scope is known (server.errors, once every skill's
+// extracts are).
 func (ck *checker) checkRefs(path string, t *render.Template, sc *scope) {
-	if t == nil {
+	if t == nil || sc == nil {
 		return
 	}
 	for _, g := range t.GetPaths() {
@@ -81,7 +82,7 @@ func (sc *scope) resolve(r []string) string {
 	ref := "." + strings.Join(r, ".")
 	switch name {
 	case "slots", "slot_ids":
-		if len(r) < 2 || sc.anySlots || sc.slots[r[1]] {
+		if len(r) < 2 || sc.slots[r[1]] {
 			return ""
 		}
 		if sc.noSlots != "" {
@@ -109,11 +110,11 @@ func (sc *scope) resolve(r []string) string {
 		}
 		return ""
 	}
-	if sc.anyExtracts || sc.extracts[name] {
+	if sc.extracts[name] {
 		return ""
 	}
 	// A bare slot name.
-	if !sc.anySlots && sc.slots[name] {
+	if sc.slots[name] {
 		return fmt.Sprintf("unknown field %s: %s is a slot, did you mean .slots.%s?", ref, name, name)
 	}
 	if call, ok := sc.later[name]; ok {
@@ -126,15 +127,11 @@ func (sc *scope) resolve(r []string) string {
 		return fmt.Sprintf("extract %s is not set here: %s", ref, sc.noExtracts)
 	}
 	msg := fmt.Sprintf("unknown field %s: not a slot, session or extract name", ref)
-	var cands []string
-	cands = append(cands, sortedKeys(sc.extracts)...)
-	if near := closest(name, cands); near != "" {
+	if near := closest(name, sortedKeys(sc.extracts)); near != "" {
 		return msg + fmt.Sprintf("; did you mean .%s?", near)
 	}
-	if !sc.anySlots {
-		if near := closest(name, sortedKeys(sc.slots)); near != "" {
-			return msg + fmt.Sprintf("; did you mean .slots.%s?", near)
-		}
+	if near := closest(name, sortedKeys(sc.slots)); near != "" {
+		return msg + fmt.Sprintf("; did you mean .slots.%s?", near)
 	}
 	if near := closest(name, sortedKeys(sc.known)); near != "" && sc.noExtracts != "" {
 		return msg + fmt.Sprintf("; .%s is an extract, but %s", near, sc.noExtracts)

@@ -171,7 +171,7 @@ func (ck *checker) server(cfg *Config) {
 		ck.errf("server.debug_listen", "must differ from server.metrics_listen")
 	}
 	// References are checked once every skill's extracts are known.
-	cfg.Errors = ck.errorSpeech("server.errors", s.Errors, &scope{anySlots: true, anyExtracts: true})
+	cfg.Errors = ck.errorSpeech("server.errors", s.Errors, nil)
 }
 
 func (ck *checker) alexa(cfg *Config) {
