@@ -12,8 +12,8 @@ import (
 // scope says which template data a template may read, and why the rest is
 // absent, so that a reference that cannot resolve says how to fix it.
 type scope struct {
-	slots       map[string]bool
-	extracts    map[string]bool
+	slots    map[string]bool
+	extracts map[string]bool
 	// noSlots, when set, says why the template sees no slot at all (e.g.
 	// "skill-level errors answer every intent").
 	noSlots string
