@@ -59,8 +59,7 @@ func (w *Window) Allow(key string, now time.Time) bool {
 		w.clients[key] = el
 	}
 	c := el.Value.(*client)
-	c.prune(now, w.period)
-	if len(c.attempts) >= w.limit {
+	if c.blocked(now, w.period, w.limit) {
 		return false
 	}
 	c.attempts = append(c.attempts, now)
@@ -68,7 +67,8 @@ func (w *Window) Allow(key string, now time.Time) bool {
 	return true
 }
 
-// Blocked reports whether key has no attempt left at now.
+// Blocked reports whether key has no attempt left at now (for tests and
+// diagnostics; Allow is the check).
 func (w *Window) Blocked(key string, now time.Time) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -76,7 +76,7 @@ func (w *Window) Blocked(key string, now time.Time) bool {
 	return ok && el.Value.(*client).blocked(now, w.period, w.limit)
 }
 
-// Len returns how many clients are tracked.
+// Len returns how many clients are tracked (for tests and diagnostics).
 func (w *Window) Len() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -111,13 +111,8 @@ func (c *client) prune(now time.Time, period time.Duration) {
 }
 
 func (c *client) blocked(now time.Time, period time.Duration, limit int) bool {
-	n := 0
-	for _, t := range c.attempts {
-		if now.Sub(t) < period {
-			n++
-		}
-	}
-	return n >= limit
+	c.prune(now, period)
+	return len(c.attempts) >= limit
 }
 
 // ClientKey is the limiter key of a client address ("host" or
