@@ -140,9 +140,19 @@ func TestServeSkillDisabled(t *testing.T) {
 		t.Fatalf("SkillDisabled: HTTP %d %s, want 200 and an empty response", status, out)
 	}
 	// Gone in every version: no metadata, no version 1, no pending code.
+	// (The deletions run in the background, after the acknowledgement.)
 	for _, p := range []string{"users/" + gone + "/github", "users/" + gone + "/gitlab", "link-codes/pending/" + gone + "/jira", "link-codes/" + code} {
-		if m, err := root.Logical().Read("secret/metadata/voicegw/" + p); err != nil || m != nil {
-			t.Errorf("%s: metadata left after SkillDisabled (%v), want none", p, err)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			m, err := root.Logical().Read("secret/metadata/voicegw/" + p)
+			if err == nil && m == nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%s: metadata left after SkillDisabled (%v), want none", p, err)
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 	if old, err := root.Logical().ReadWithData("secret/data/voicegw/users/"+gone+"/github", map[string][]string{"version": {"1"}}); err != nil || old != nil {

@@ -176,19 +176,29 @@ func (r *run) understands(decl *config.Slot, s gateway.Slot) string {
 	return gateway.CanYes
 }
 
-// forgetUser forgets the user who removed the skill. Nothing is answered
-// but an acknowledgement, so a failure is only logged.
+// forgetBudget bounds the deletions of a SkillDisabled event.
+const forgetBudget = 30 * time.Second
+
+// forgetUser forgets the user who removed the skill. It runs in the
+// background with a budget of its own: the event is acknowledged at once
+// (nothing is spoken), and a slow Vault cannot cut the deletions short at
+// the turn's deadline and leave the user half forgotten.
 func (r *run) forgetUser() {
+	log, requestID, skill, user := r.e.log, r.turn.RequestID, r.skill.Name, r.turn.UserID
 	if r.e.forget == nil {
-		r.e.log.LogAttrs(r.ctx, slog.LevelInfo, "skill disabled: no secret store, nothing to forget",
-			slog.String("request_id", r.turn.RequestID), slog.String("skill", r.skill.Name))
+		log.LogAttrs(r.ctx, slog.LevelInfo, "skill disabled: no secret store, nothing to forget",
+			slog.String("request_id", requestID), slog.String("skill", skill))
 		return
 	}
-	if err := r.e.forget.Forget(r.ctx, r.turn.UserID); err != nil {
-		r.failed = &turnError{kind: kindVault, err: err}
-		r.e.log.LogAttrs(r.ctx, slog.LevelWarn, "skill disabled: forgetting the user failed",
-			slog.String("request_id", r.turn.RequestID), slog.String("skill", r.skill.Name), slog.String("error", err.Error()))
-	}
+	ctx, forget := context.WithoutCancel(r.ctx), r.e.forget
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, forgetBudget)
+		defer cancel()
+		if err := forget.Forget(ctx, user); err != nil {
+			log.LogAttrs(ctx, slog.LevelWarn, "skill disabled: forgetting the user failed",
+				slog.String("request_id", requestID), slog.String("skill", skill), slog.String("error", err.Error()))
+		}
+	}()
 }
 
 // compiled returns the configured intent, or the built-in one that
