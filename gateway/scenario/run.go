@@ -159,6 +159,11 @@ func (r *Runner) runScenario(file string, sc *Scenario, cfg *config.Config) []st
 			return []string{fmt.Sprintf("%s:%d: stub names no service of the config: %q", file, s.line, s.Service)}
 		}
 	}
+	ps, warnings := checkTurns(file, sc, sk)
+	r.warnings = append(r.warnings, warnings...)
+	if len(ps) > 0 {
+		return ps
+	}
 	st := &stubs{list: sc.Stubs}
 	st.start(cfg)
 	defer st.close()
@@ -171,11 +176,6 @@ func (r *Runner) runScenario(file string, sc *Scenario, cfg *config.Config) []st
 	}
 	session := map[string]any{}
 	var problems []string
-	ps, warnings := checkTurns(file, sc, sk)
-	r.warnings = append(r.warnings, warnings...)
-	if len(ps) > 0 {
-		return ps
-	}
 	for i, t := range sc.Turns {
 		if t.Tool != "" {
 			if mcpHandler == nil && r.MCP != nil {
