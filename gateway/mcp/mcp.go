@@ -26,21 +26,31 @@ func New(cfg *config.Config, eng Engine, auth *AuthServer, opts Options) http.Ha
 	mux.Handle("/.well-known/oauth-protected-resource", prm)
 	mux.Handle("/.well-known/oauth-protected-resource/mcp", prm)
 	mux.HandleFunc("/.well-known/oauth-authorization-server", auth.serveMetadata)
-	for path, serve := range map[string]func(context.Context, http.ResponseWriter, *http.Request){
-		"/oauth/register":           auth.serveRegister,
-		"/oauth/authorize":          auth.serveAuthorize,
-		"/oauth/authorize/continue": auth.serveContinue,
-		"/oauth/authorize/consent":  auth.serveConsent,
-		"/oauth/token":              auth.serveToken,
+	// Each endpoint answers one method; any other gets the OAuth error
+	// JSON with Allow (ServeMux's own 405 would be plain text).
+	for _, e := range []struct {
+		path, method, name string
+		serve              func(context.Context, http.ResponseWriter, *http.Request)
+	}{
+		{"/oauth/register", http.MethodPost, "register", auth.serveRegister},
+		{"/oauth/authorize", http.MethodGet, "authorize", auth.serveAuthorize},
+		{"/oauth/authorize/continue", http.MethodGet, "authorize", auth.serveContinue},
+		{"/oauth/authorize/consent", http.MethodPost, "consent", auth.serveConsent},
+		{"/oauth/token", http.MethodPost, "token", auth.serveToken},
 	} {
-		mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		mux.HandleFunc(e.path, func(w http.ResponseWriter, r *http.Request) {
+			if r.Method != e.method {
+				w.Header().Set("Allow", e.method)
+				auth.fail(w, e.name, http.StatusMethodNotAllowed, "invalid_request", "use "+e.method, "method "+r.Method)
+				return
+			}
 			if auth.store == nil {
 				writeJSON(w, http.StatusServiceUnavailable, oauthError{Code: "temporarily_unavailable", Description: "no secret store is configured"})
 				return
 			}
 			ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 			defer cancel()
-			serve(ctx, w, r)
+			e.serve(ctx, w, r)
 		})
 	}
 	return mux

@@ -373,11 +373,6 @@ type registration struct {
 // secret, PKCE), with absolute redirect URIs.
 func (a *AuthServer) serveRegister(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	const ep = "register"
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		a.fail(w, ep, http.StatusMethodNotAllowed, "invalid_request", "use POST", "method "+r.Method)
-		return
-	}
 	if !a.allow(r, a.register) {
 		w.Header().Set("Retry-After", "60")
 		a.fail(w, ep, http.StatusTooManyRequests, "temporarily_unavailable", "too many registrations, try again later", "registration limit")
@@ -448,11 +443,6 @@ var challengeRe = regexp.MustCompile(`^[A-Za-z0-9_-]{43,128}$`)
 // subject, binds the flow to the browser and links the services.
 func (a *AuthServer) serveAuthorize(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	const ep = "authorize"
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		a.fail(w, ep, http.StatusMethodNotAllowed, "invalid_request", "use GET", "method "+r.Method)
-		return
-	}
 	q := r.URL.Query()
 	clientID, redirectURI := q.Get("client_id"), q.Get("redirect_uri")
 	c, err := a.client(ctx, clientID)
@@ -595,11 +585,6 @@ func (a *AuthServer) consentCSP(redirectURI string) string {
 // SameSite=Lax, so a cross-site form cannot send it).
 func (a *AuthServer) serveConsent(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	const ep = "consent"
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		a.fail(w, ep, http.StatusMethodNotAllowed, "invalid_request", "use POST", "method "+r.Method)
-		return
-	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	if err := r.ParseForm(); err != nil {
 		a.fail(w, ep, http.StatusBadRequest, "invalid_request", "the body must be a form", "malformed form")
@@ -766,11 +751,6 @@ type tokenResponse struct {
 // (rotating them), for the client they were issued to.
 func (a *AuthServer) serveToken(ctx context.Context, w http.ResponseWriter, r *http.Request) {
 	const ep = "token"
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		a.fail(w, ep, http.StatusMethodNotAllowed, "invalid_request", "use POST", "method "+r.Method)
-		return
-	}
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {
 		a.fail(w, ep, http.StatusBadRequest, "invalid_request", "the body must be a form", "malformed form")

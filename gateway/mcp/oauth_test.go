@@ -856,3 +856,27 @@ func TestRetryAfterStoreFailure(t *testing.T) {
 		t.Fatalf("mcp with the token of the retried refresh = %d", st)
 	}
 }
+
+// TestWrongMethods: each OAuth endpoint answers another method with 405,
+// Allow and the OAuth error JSON.
+func TestWrongMethods(t *testing.T) {
+	g := MustGateway(t, nil)
+	for _, tc := range []struct{ method, path, allow string }{
+		{http.MethodGet, "/oauth/register", "POST"},
+		{http.MethodPost, "/oauth/authorize", "GET"},
+		{http.MethodPost, "/oauth/authorize/continue", "GET"},
+		{http.MethodGet, "/oauth/authorize/consent", "POST"},
+		{http.MethodGet, "/oauth/token", "POST"},
+	} {
+		req, _ := http.NewRequest(tc.method, g.URL+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != tc.allow || !strings.Contains(string(body), `"invalid_request"`) {
+			t.Errorf("%s %s = %d, Allow %q: %s", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), body)
+		}
+	}
+}

@@ -2,8 +2,6 @@ package mcp
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -169,7 +167,7 @@ func (c *caller) turn(req *sdk.CallToolRequest) (*gateway.Turn, string) {
 		}
 	}
 	t := &gateway.Turn{
-		Skill: tool.Skill, RequestID: "mcp." + randomID(), Kind: gateway.KindIntent, Type: "tools/call",
+		Skill: tool.Skill, RequestID: "mcp." + randomString(12), Kind: gateway.KindIntent, Type: "tools/call",
 		Intent: tool.Intent, Slots: map[string]gateway.Slot{}, Confirmation: gateway.ConfirmNone,
 		NewSession: true, Locale: tool.Locale, Timestamp: time.Now(),
 	}
@@ -286,9 +284,3 @@ func errorResult(text string) *sdk.CallToolResult {
 // PlainText is speech as text: SSML tags removed, entities decoded,
 // whitespace collapsed.
 func PlainText(s gateway.Speech) string { return s.Plain() }
-
-func randomID() string {
-	b := make([]byte, 12)
-	_, _ = rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
