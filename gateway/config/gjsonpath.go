@@ -146,16 +146,8 @@ func key(s string, i int) (int, *pathError) {
 			return i, nil
 		case '[':
 			if j := matchClose(s, i); j > 0 {
-				inner := s[i+1 : j]
-				switch {
-				case inner == "*":
-					return 0, habit(`"[*]" is JSONPath: gjson takes a field of every element with .#.`)
-				case isIndex(inner):
-					return 0, habit(`"%s" is JSONPath: gjson indexes arrays with .%s`, s[i:j+1], inner)
-				case strings.HasPrefix(inner, "?"):
-					return 0, habit(`"%s" is a JSONPath filter: gjson queries arrays with #(field=="value")`, s[i:j+1])
-				case len(inner) >= 2 && (inner[0] == '\'' || inner[0] == '"'):
-					return 0, habit(`"%s" is JSONPath: gjson names a field with .name (escape a dot in it as \.)`, s[i:j+1])
+				if e := jsonPathBracket(s[i:j+1], s[i+1:j]); e != nil {
+					return 0, e
 				}
 			}
 			return 0, perr(`unexpected [ in %s: a multipath [a,b] starts a component, and a literal [ in a key is written \[`, s[start:])
@@ -164,6 +156,22 @@ func key(s string, i int) (int, *pathError) {
 		}
 	}
 	return i, nil
+}
+
+// jsonPathBracket returns the hint for br, a bracket written as JSONPath
+// would write it (inner is its content), or nil when it is none.
+func jsonPathBracket(br, inner string) *pathError {
+	switch {
+	case inner == "*":
+		return habit(`"[*]" is JSONPath: gjson takes a field of every element with .#.`)
+	case isIndex(inner):
+		return habit(`"%s" is JSONPath: gjson indexes arrays with .%s`, br, inner)
+	case strings.HasPrefix(inner, "?"):
+		return habit(`"%s" is a JSONPath filter: gjson queries arrays with #(field=="value")`, br)
+	case len(inner) >= 2 && (inner[0] == '\'' || inner[0] == '"') && inner[len(inner)-1] == inner[0]:
+		return habit(`"%s" is JSONPath: gjson names a field with .name (escape a dot in it as \.)`, br)
+	}
+	return nil
 }
 
 func isIndex(s string) bool {
@@ -289,17 +297,12 @@ func multipath(s string, i int) (int, *pathError) {
 		return 0, unbalanced(s, i, i)
 	}
 	inner := s[i+1 : j]
-	if inner == "*" {
-		return 0, habit(`"[*]" is JSONPath: gjson takes a field of every element with .#.`)
-	}
-	if isIndex(inner) && s[i] == '[' {
-		return 0, habit(`"%s" is JSONPath: gjson indexes arrays with .%s`, s[i:j+1], inner)
-	}
-	if s[i] == '[' && len(inner) >= 2 && (inner[0] == '\'' || inner[0] == '"') && inner[len(inner)-1] == inner[0] {
-		return 0, habit(`"%s" is JSONPath: gjson names a field with .name (escape a dot in it as \.)`, s[i:j+1])
-	}
-	if strings.HasPrefix(inner, "?") {
-		return 0, habit(`"%s" is a JSONPath filter: gjson queries arrays with #(field=="value")`, s[i:j+1])
+	// [*], [0], ['name'] and [?(…)] are JSONPath, not multipaths; in
+	// braces only * and ? can be.
+	if s[i] == '[' || inner == "*" || strings.HasPrefix(inner, "?") {
+		if e := jsonPathBracket(s[i:j+1], inner); e != nil {
+			return 0, e
+		}
 	}
 	for _, sel := range splitTop(inner, ',') {
 		sel = strings.TrimSpace(sel)
