@@ -91,8 +91,9 @@ func locked(e *gateway.Entry, now time.Time) bool {
 // of what is left of its turn, so the turn can still make its call with
 // the current token when the provider or the other replica is slow.
 func (p *Provider) refresh(ctx context.Context, svc *config.Service, path string, seen *gateway.Entry) (*gateway.Entry, error) {
+	detached := context.WithoutCancel(ctx)
 	ch := p.group.DoChan("refresh\x00"+path, func() (any, error) {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refreshLockTTL)
+		rctx, cancel := context.WithTimeout(detached, refreshLockTTL)
 		defer cancel()
 		return p.refreshOnce(rctx, svc, path, seen)
 	})
